@@ -1,0 +1,80 @@
+//! Configuration from the WASI environment (not Spin variables), so the same component runs
+//! under `spin up`, `wasmtime serve` and runwasi alike.
+
+use std::path::PathBuf;
+
+pub const DEFAULT_DATA_DIR: &str = "/data";
+pub const DEFAULT_POD_NAME: &str = "local";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The preopened directory holding `visits.txt` (`DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Which replica this is (`POD_NAME`, from the downward API on Kubernetes).
+    pub pod_name: String,
+}
+
+impl Config {
+    pub fn from_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let set = |name| lookup(name).filter(|value: &String| !value.is_empty());
+        Self {
+            data_dir: set("DATA_DIR")
+                .unwrap_or_else(|| DEFAULT_DATA_DIR.into())
+                .into(),
+            pod_name: set("POD_NAME")
+                .map(|name| sanitize_pod_name(&name))
+                .unwrap_or_else(|| DEFAULT_POD_NAME.into()),
+        }
+    }
+}
+
+/// Pod names are DNS subdomains; anything else is replaced so the name is always safe in a
+/// header value, in HTML and in JSON without escaping.
+fn sanitize_pod_name(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' | '_' => c,
+            _ => '-',
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        })
+    }
+
+    #[test]
+    fn defaults_when_unset_or_empty() {
+        let expected = Config {
+            data_dir: "/data".into(),
+            pod_name: "local".into(),
+        };
+        assert_eq!(config(&[]), expected);
+        assert_eq!(config(&[("DATA_DIR", ""), ("POD_NAME", "")]), expected);
+    }
+
+    #[test]
+    fn reads_the_environment() {
+        let c = config(&[("DATA_DIR", "/mnt/claim"), ("POD_NAME", "visits-2")]);
+        assert_eq!(c.data_dir, PathBuf::from("/mnt/claim"));
+        assert_eq!(c.pod_name, "visits-2");
+    }
+
+    #[test]
+    fn pod_names_cannot_inject_markup_or_headers() {
+        let c = config(&[("POD_NAME", "<b>x\"\r\ny</b>")]);
+        assert_eq!(c.pod_name, "-b-x---y--b-");
+    }
+}
