@@ -285,7 +285,7 @@ fn file_len(file: &File, path: &Path) -> Result<u64, LogError> {
 /// Whether the last byte of a non-empty log is not a newline: a crash cut a line short.
 /// Only files whose size is not a whole number of records need looking at.
 fn ends_mid_line(file: &mut File, size: u64, path: &Path) -> Result<bool, LogError> {
-    if size % RECORD_LEN as u64 == 0 {
+    if size.is_multiple_of(RECORD_LEN as u64) {
         return Ok(false);
     }
     let mut last = [0u8; 1];

@@ -1,0 +1,301 @@
+//! Drives the built components on the real runtime: builds them once, starts `wasmtime` on a
+//! free loopback port with a real data directory, and kills it on drop.
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// The two artefacts built from this repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Artefact {
+    /// The Spin component (wasi:http/incoming-handler), on `wasmtime serve`.
+    Spin,
+    /// The server component (wasi:cli/run over wasi:sockets), on `wasmtime run`.
+    Server,
+}
+
+impl Artefact {
+    pub const ALL: [Artefact; 2] = [Artefact::Spin, Artefact::Server];
+
+    pub fn wasm(self) -> PathBuf {
+        build_components();
+        let name = match self {
+            Artefact::Spin => "spin_visits_http.wasm",
+            Artefact::Server => "spin-visits-server.wasm",
+        };
+        target_dir().join("wasm32-wasip2/release").join(name)
+    }
+}
+
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// `cargo build` of both components, once per test binary (a no-op when they are fresh).
+pub fn build_components() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .args(["-p", "spin-visits-http", "-p", "spin-visits-server"])
+            .current_dir(repo_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the components failed");
+    });
+}
+
+/// A tool the test script installs (`scripts/tools.sh`); found through $NAME or PATH.
+pub fn tool(env_var: &str, name: &str) -> PathBuf {
+    std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+pub fn wasmtime() -> PathBuf {
+    tool("WASMTIME", "wasmtime")
+}
+
+/// How a replica is started: the runtime's view of the pod.
+#[derive(Debug, Clone)]
+pub struct ReplicaSpec {
+    pub artefact: Artefact,
+    /// The host directory preopened as the guest's `/data` (the claim).
+    pub claim: PathBuf,
+    pub pod_name: String,
+    /// Overrides `DATA_DIR` (the guest path).
+    pub data_dir: Option<String>,
+    /// Extra `--env` pairs.
+    pub env: Vec<(String, String)>,
+    /// The guest path the claim is mounted at.
+    pub mount_path: String,
+}
+
+impl ReplicaSpec {
+    pub fn new(artefact: Artefact, claim: &Path, pod_name: &str) -> Self {
+        Self {
+            artefact,
+            claim: claim.to_owned(),
+            pod_name: pod_name.into(),
+            data_dir: None,
+            env: Vec::new(),
+            mount_path: "/data".into(),
+        }
+    }
+
+    pub fn start(&self) -> Replica {
+        Replica::start(self)
+    }
+}
+
+/// A running runtime process serving one replica.
+pub struct Replica {
+    child: Child,
+    pub base_url: String,
+    pub addr: String,
+    /// Everything the runtime printed, for failure messages and trap checks.
+    pub output: Arc<Mutex<String>>,
+}
+
+impl Replica {
+    pub fn start(spec: &ReplicaSpec) -> Replica {
+        let mut command = Command::new(wasmtime());
+        let dir = format!("{}::{}", spec.claim.display(), spec.mount_path);
+        match spec.artefact {
+            Artefact::Spin => {
+                command.args([
+                    "serve",
+                    "-S",
+                    "cli=y",
+                    "--addr",
+                    "127.0.0.1:0",
+                    "--dir",
+                    &dir,
+                ]);
+            }
+            Artefact::Server => {
+                command.args([
+                    "run",
+                    "-S",
+                    "inherit-network=y",
+                    "-S",
+                    "tcp=y",
+                    "-S",
+                    "cli=y",
+                ]);
+                command.args(["--dir", &dir, "--env", "LISTEN_ADDR=127.0.0.1:0"]);
+            }
+        }
+        command.args(["--env", &format!("POD_NAME={}", spec.pod_name)]);
+        if let Some(data_dir) = &spec.data_dir {
+            command.args(["--env", &format!("DATA_DIR={data_dir}")]);
+        }
+        for (key, value) in &spec.env {
+            command.args(["--env", &format!("{key}={value}")]);
+        }
+        command.arg(spec.artefact.wasm());
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!(
+                    "cannot start {:?}: {err} (run scripts/test.sh, which installs wasmtime)",
+                    wasmtime()
+                )
+            });
+
+        let output = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            let addr_tx = addr_tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(addr) = bound_address(&line) {
+                        let _ = addr_tx.send(addr);
+                    }
+                    let mut all = output.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            });
+        }
+        let addr = match addr_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("runtime did not start: {}", output.lock().unwrap());
+            }
+        };
+        Replica {
+            child,
+            base_url: format!("http://{addr}"),
+            addr,
+            output,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        http_request("GET", &self.url(path), &[])
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+        http_request(method, &self.url(path), headers)
+    }
+
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// kill -9, as a node losing the pod would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `wasmtime serve` says "Serving HTTP on http://127.0.0.1:PORT/"; the server says
+/// "... on http://127.0.0.1:PORT".
+fn bound_address(line: &str) -> Option<String> {
+    let rest = &line[line.find("http://127.0.0.1:")? + "http://".len()..];
+    Some(
+        rest.trim_end_matches('/')
+            .split_whitespace()
+            .next()?
+            .to_string(),
+    )
+}
+
+/// An HTTP answer, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+pub fn agent() -> &'static ureq::Agent {
+    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+    AGENT.get_or_init(|| {
+        ureq::Agent::new_with_config(
+            ureq::config::Config::builder()
+                .http_status_as_error(false)
+                .allow_non_standard_methods(true)
+                .timeout_global(Some(Duration::from_secs(60)))
+                .build(),
+        )
+    })
+}
+
+pub fn http_request(method: &str, url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut response = agent()
+        .run(request.body(()).unwrap())
+        .unwrap_or_else(|err| panic!("{method} {url}: {err}"));
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_string()
+        .unwrap_or_else(|err| panic!("{method} {url}: reading the body: {err}"));
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// The log file of a claim, split into lines (the last, newline-terminated, yields no
+/// empty element).
+pub fn log_lines(claim: &Path) -> Vec<String> {
+    match std::fs::read_to_string(claim.join("visits.txt")) {
+        Ok(text) => text.lines().map(str::to_owned).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Whether a line is a record exactly as the seed app wrote it.
+pub fn is_record(line: &str) -> bool {
+    chrono::DateTime::parse_from_str(line, "%Y-%m-%d %H:%M:%S%.6f%:z")
+        .is_ok_and(|time| time.offset().local_minus_utc() == 3 * 3600)
+        && line.len() == 32
+}
