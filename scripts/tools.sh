@@ -13,6 +13,7 @@ TOOLS_PIP_PACKAGES=(
   helm-python-sdk==0.2.2
   prometheus-client==0.26.0
   PyYAML==6.0.3
+  pytest==8.4.2
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

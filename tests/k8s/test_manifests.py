@@ -1,0 +1,253 @@
+"""The manifests as data: rendered by kustomize and Helm, validated strictly against the
+Kubernetes 1.37 schemas, and cross-checked so the pieces refer to each other correctly."""
+
+import copy
+import re
+import subprocess
+from pathlib import Path
+
+import helm_python as helm
+import jsonschema
+import pytest
+import yaml
+
+from conftest import CHART, ROOT, one, render_chart, tool
+
+K8S_VERSION = "1.37.0"
+TOOLING_LABELS = ("app.kubernetes.io/managed-by", "helm.sh/chart")
+
+
+def validate_strictly(objects, tmp_path, name):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump_all(objects))
+    result = subprocess.run(
+        [tool("kubernetes-validate"), "--strict", "-k", K8S_VERSION, str(path)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    passed = re.findall(r"passed for resource", result.stdout + result.stderr)
+    assert len(passed) == len(objects), result.stdout + result.stderr
+
+
+def test_kustomize_output_validates_strictly(kustomized, tmp_path):
+    assert sorted(o["kind"] for o in kustomized) == ["Service", "Service", "StatefulSet"]
+    validate_strictly(kustomized, tmp_path, "kustomize")
+
+
+def test_chart_default_render_validates_strictly(chart_default, tmp_path):
+    validate_strictly(chart_default, tmp_path, "chart")
+
+
+def test_runtime_class_validates_strictly(runtime_class_objects, tmp_path):
+    core = [o for o in runtime_class_objects if o["apiVersion"] == "node.k8s.io/v1"]
+    assert [o["kind"] for o in core] == ["RuntimeClass"]
+    validate_strictly(core, tmp_path, "runtime-class")
+
+
+def test_strict_validation_catches_an_unknown_field(kustomized, tmp_path):
+    """The validator must be able to fail: a misspelt field is refused."""
+    broken = copy.deepcopy(kustomized)
+    one(broken, "StatefulSet")["spec"]["podManagmentPolicy"] = "Parallel"
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump_all(broken))
+    result = subprocess.run(
+        [tool("kubernetes-validate"), "--strict", "-k", K8S_VERSION, str(path)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode != 0
+
+
+def test_shim_validates_against_the_runtime_class_manager_crd(runtime_class_objects):
+    crd = yaml.safe_load((ROOT / "runtime-class/schema/shim-v1alpha1.yaml").read_text())
+    shim = one(runtime_class_objects, "Shim")
+    assert shim["apiVersion"] == f"{crd['group']}/{crd['version']}"
+    assert shim["kind"] == crd["kind"]
+    assert "namespace" not in shim["metadata"], "Shims are cluster-scoped"
+    schema = crd["openAPIV3Schema"]
+    jsonschema.validate(shim, schema)
+    for breakage in (lambda s: s["spec"].pop("runtimeClass"),
+                     lambda s: s["spec"]["rolloutStrategy"].update(type="rollin"),
+                     lambda s: s["spec"]["fetchStrategy"].update(anonymousHttp={})):
+        bad = copy.deepcopy(shim)
+        breakage(bad)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
+
+
+def strip_tooling_labels(objects):
+    objects = copy.deepcopy(objects)
+    for obj in objects:
+        for meta in metadata_blocks(obj):
+            labels = meta.get("labels", {})
+            for label in TOOLING_LABELS:
+                labels.pop(label, None)
+    return sorted(objects, key=lambda o: (o["kind"], o["metadata"]["name"]))
+
+
+def metadata_blocks(obj):
+    yield obj["metadata"]
+    spec = obj.get("spec", {})
+    if "template" in spec:
+        yield spec["template"]["metadata"]
+    for claim in spec.get("volumeClaimTemplates", []):
+        yield claim["metadata"]
+
+
+def test_chart_default_render_is_the_kustomize_output(kustomized, chart_default):
+    """Same objects, field for field; only the labels that name the tool differ."""
+    assert strip_tooling_labels(chart_default) == strip_tooling_labels(kustomized)
+
+
+def test_chart_lints_clean():
+    result = helm.lint(str(CHART))
+    assert result["errors"] == []
+    assert [m for m in result["messages"] if m["severity"] > 1] == []
+
+
+def test_chart_values_are_documented_and_take_effect():
+    values_text = (CHART / "values.yaml").read_text()
+    documented = set(re.findall(r"## @param (\S+)", values_text))
+    for key in ["image.repository", "image.tag", "replicas", "podManagementPolicy",
+                "runtimeClassName", "persistence.size", "persistence.storageClass"]:
+        assert key in documented, key
+
+    objects = render_chart({
+        "replicas": 5,
+        "podManagementPolicy": "OrderedReady",
+        "runtimeClassName": "wasmtime-v2",
+        "image": {"repository": "registry.example/visits", "tag": "1.2.3"},
+        "persistence": {"size": "1Gi", "storageClass": "fast"},
+    })
+    sts = one(objects, "StatefulSet")
+    assert sts["spec"]["replicas"] == 5
+    assert sts["spec"]["podManagementPolicy"] == "OrderedReady"
+    pod = sts["spec"]["template"]["spec"]
+    assert pod["runtimeClassName"] == "wasmtime-v2"
+    assert pod["containers"][0]["image"] == "registry.example/visits:1.2.3"
+    claim = sts["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert claim["resources"]["requests"]["storage"] == "1Gi"
+    assert claim["storageClassName"] == "fast"
+
+
+# --- cross-references, on both renders -------------------------------------------------
+
+@pytest.fixture(params=["kustomize", "chart"])
+def rendered(request, kustomized, chart_default):
+    return kustomized if request.param == "kustomize" else chart_default
+
+
+def container(sts):
+    (only,) = sts["spec"]["template"]["spec"]["containers"]
+    return only
+
+
+def env_of(c):
+    return {e["name"]: e for e in c["env"]}
+
+
+def test_the_seed_shape(rendered):
+    sts = one(rendered, "StatefulSet")
+    assert sts["spec"]["replicas"] == 3
+    assert sts["spec"]["podManagementPolicy"] == "Parallel"
+    (claim,) = sts["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "100Mi"
+    cluster_ip = [s for s in rendered if s["kind"] == "Service" and s["spec"].get("clusterIP") != "None"]
+    assert [s["spec"].get("type", "ClusterIP") for s in cluster_ip] == ["ClusterIP"]
+    assert cluster_ip[0]["spec"]["ports"][0]["port"] == 80
+
+
+def test_selectors_match_the_pod_labels(rendered):
+    sts = one(rendered, "StatefulSet")
+    pod_labels = sts["spec"]["template"]["metadata"]["labels"]
+    selectors = [sts["spec"]["selector"]["matchLabels"]]
+    selectors += [s["spec"]["selector"] for s in rendered if s["kind"] == "Service"]
+    for selector in selectors:
+        assert selector and selector.items() <= pod_labels.items()
+    for key in ["app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component",
+                "app.kubernetes.io/part-of", "app.kubernetes.io/version"]:
+        assert key in pod_labels and key in sts["metadata"]["labels"], key
+
+
+def test_service_name_is_the_headless_service(rendered):
+    sts = one(rendered, "StatefulSet")
+    headless = one(rendered, "Service", sts["spec"]["serviceName"])
+    assert headless["spec"]["clusterIP"] == "None"
+
+
+def test_claim_is_mounted_at_data_dir(rendered):
+    sts = one(rendered, "StatefulSet")
+    c = container(sts)
+    (claim,) = sts["spec"]["volumeClaimTemplates"]
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert claim["metadata"]["name"] in mounts
+    assert mounts[claim["metadata"]["name"]] == env_of(c)["DATA_DIR"]["value"]
+    assert "volumes" not in sts["spec"]["template"]["spec"], "the claim template is the only volume"
+
+
+def test_pod_name_comes_from_the_downward_api(rendered):
+    pod_name = env_of(container(one(rendered, "StatefulSet")))["POD_NAME"]
+    assert pod_name["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+
+
+def test_ports_line_up(rendered):
+    c = container(one(rendered, "StatefulSet"))
+    listen_port = int(env_of(c)["LISTEN_ADDR"]["value"].rsplit(":", 1)[1])
+    (port,) = c["ports"]
+    assert port["containerPort"] == listen_port
+    for service in (s for s in rendered if s["kind"] == "Service"):
+        for service_port in service["spec"]["ports"]:
+            assert service_port["targetPort"] in (port["name"], port["containerPort"])
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"]["port"] in (port["name"], port["containerPort"])
+
+
+def test_probes_are_the_health_routes(rendered):
+    c = container(one(rendered, "StatefulSet"))
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_runtime_class_is_defined_in_runtime_class_dir(rendered, runtime_class_objects):
+    """Both set-up paths give the RuntimeClass the pods name; each handler is the containerd
+    runtime that path registers."""
+    name = one(rendered, "StatefulSet")["spec"]["template"]["spec"]["runtimeClassName"]
+    by_hand = one(runtime_class_objects, "RuntimeClass", name)
+    assert by_hand["handler"] == "wasmtime"
+    script = (ROOT / "runtime-class/by-hand/install-wasmtime-shim.sh").read_text()
+    assert f'containerd.runtimes.{by_hand["handler"]}]' in script
+    shim = one(runtime_class_objects, "Shim")
+    assert shim["spec"]["runtimeClass"]["name"] == name
+    # runtime-class-manager registers the tarball's binary minus "containerd-shim-".
+    binary = "containerd-shim-wasmtime-v1"
+    assert shim["spec"]["runtimeClass"]["handler"] == binary.removeprefix("containerd-shim-")
+    assert binary in script
+    assert shim["spec"]["nodeSelector"] == by_hand["scheduling"]["nodeSelector"]
+
+
+def test_pods_meet_the_restricted_pod_security_profile(rendered):
+    """Pod Security Standards, "restricted", as the admission controller checks it."""
+    pod = one(rendered, "StatefulSet")["spec"]["template"]["spec"]
+    pod_sc = pod["securityContext"]
+    assert pod_sc["runAsNonRoot"] is True
+    assert pod_sc.get("runAsUser", 1) != 0
+    assert pod_sc["seccompProfile"]["type"] in ("RuntimeDefault", "Localhost")
+    assert "fsGroup" in pod_sc, "the claim must stay writable for the non-root user"
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        assert not pod.get(key)
+    for c in pod["containers"]:
+        sc = c["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        assert not sc["capabilities"].get("add")
+        assert not sc.get("privileged")
+        assert "ports" not in c or all("hostPort" not in p for p in c["ports"])
+    assert all(v.get("persistentVolumeClaim") or v.get("configMap") or v.get("secret")
+               for v in pod.get("volumes", [])), "no hostPath volumes"
+
+
+def test_resources_are_bounded(rendered):
+    resources = container(one(rendered, "StatefulSet"))["resources"]
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= resources[kind].keys()
