@@ -1,6 +1,7 @@
 //! Every route over real HTTP against both artefacts on the real runtime, checked against
 //! the file on disk. Each test runs once per artefact: `spin::…` and `server::…`.
 
+#[macro_use]
 mod common;
 
 use common::{is_record, log_lines, Artefact, ReplicaSpec};
@@ -191,17 +192,6 @@ fn a_missing_data_directory_is_a_clear_503(artefact: Artefact) {
         0,
         "nothing was created"
     );
-}
-
-macro_rules! for_each_artefact {
-    ($($test:ident),* $(,)?) => {
-        mod spin {
-            $( #[test] fn $test() { super::$test(super::Artefact::Spin) } )*
-        }
-        mod server {
-            $( #[test] fn $test() { super::$test(super::Artefact::Server) } )*
-        }
-    };
 }
 
 for_each_artefact!(

@@ -9,6 +9,18 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+/// Generates `spin::<test>` and `server::<test>` for each `fn <test>(Artefact)`.
+macro_rules! for_each_artefact {
+    ($($test:ident),* $(,)?) => {
+        mod spin {
+            $( #[test] fn $test() { super::$test(super::Artefact::Spin) } )*
+        }
+        mod server {
+            $( #[test] fn $test() { super::$test(super::Artefact::Server) } )*
+        }
+    };
+}
+
 /// The two artefacts built from this repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Artefact {
@@ -298,4 +310,88 @@ pub fn is_record(line: &str) -> bool {
     chrono::DateTime::parse_from_str(line, "%Y-%m-%d %H:%M:%S%.6f%:z")
         .is_ok_and(|time| time.offset().local_minus_utc() == 3 * 3600)
         && line.len() == 32
+}
+
+/// Like [`http_request`], but a refused or reset connection is an `Err`, not a panic (for
+/// runtimes that are being killed).
+pub fn try_request(agent: &ureq::Agent, url: &str) -> Result<Reply, String> {
+    let mut response = agent.get(url).call().map_err(|err| err.to_string())?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|err| err.to_string())?;
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// An agent of its own: one connection per host, as one load-generator connection.
+pub fn own_agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::config::Config::builder()
+            .http_status_as_error(false)
+            .max_idle_connections_per_host(1)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build(),
+    )
+}
+
+/// The Moscow time a visit page showed.
+pub fn shown_time(page: &str) -> String {
+    let start = page.find(r#"datetime=""#).expect("the page shows a time") + 10;
+    page[start..start + 32].to_string()
+}
+
+/// A filesystem mounted for one test (needs root, as CI has); unmounted on drop.
+pub struct Mount {
+    pub path: PathBuf,
+}
+
+impl Mount {
+    /// A tmpfs of `size` (e.g. "16k"): a volume that fills up.
+    pub fn tmpfs(path: &Path, size: &str) -> Mount {
+        std::fs::create_dir_all(path).unwrap();
+        run_mount(
+            &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"],
+            path,
+        );
+        Mount {
+            path: path.to_owned(),
+        }
+    }
+
+    /// `source` seen read-only at `path`, as Spin's shim mounts files.
+    pub fn read_only_view(source: &Path, path: &Path) -> Mount {
+        std::fs::create_dir_all(path).unwrap();
+        run_mount(&["--bind", source.to_str().unwrap()], path);
+        let mount = Mount {
+            path: path.to_owned(),
+        };
+        run_mount(&["-o", "remount,bind,ro"], path);
+        mount
+    }
+}
+
+fn run_mount(args: &[&str], path: &Path) {
+    let output = Command::new("mount")
+        .args(args)
+        .arg(path)
+        .output()
+        .expect("mount runs");
+    assert!(
+        output.status.success(),
+        "mount {args:?} {} failed (these tests need root, as CI runs): {}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
 }

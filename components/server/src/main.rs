@@ -7,19 +7,20 @@
 //! link the Spin entry, whose `incoming-handler` export would make runwasi run it as a proxy.
 
 mod body;
-mod hyper_io;
+mod socket;
+mod timer;
 
 use anyhow::Context as _;
 use body::HyperBody;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_io::{HyperStream, WstdTimer};
+use socket::{Connection, Listener};
 use spin_visits::App;
 use std::convert::Infallible;
+use std::net::SocketAddrV4;
 use std::rc::Rc;
 use std::time::Duration;
-use wstd::iter::AsyncIterator;
-use wstd::net::{TcpListener, TcpStream};
+use timer::WstdTimer;
 
 const DEFAULT_LISTEN_ADDR: &str = "0.0.0.0:8080";
 /// A client that has not sent a whole request head by then is dropped, so idle or slow
@@ -29,7 +30,10 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 #[wstd::main]
 async fn main() -> anyhow::Result<()> {
     let addr = std::env::var("LISTEN_ADDR").unwrap_or_else(|_| DEFAULT_LISTEN_ADDR.into());
-    let listener = TcpListener::bind(&addr)
+    let parsed: SocketAddrV4 = addr
+        .parse()
+        .with_context(|| format!("LISTEN_ADDR={addr} is not an IPv4 address and port"))?;
+    let listener = Listener::bind(parsed)
         .await
         .with_context(|| format!("cannot listen on LISTEN_ADDR={addr}"))?;
     let app = Rc::new(App::from_env());
@@ -41,17 +45,15 @@ async fn main() -> anyhow::Result<()> {
         listener.local_addr()?
     );
 
-    let mut incoming = listener.incoming();
-    while let Some(accepted) = incoming.next().await {
-        match accepted {
-            Ok(stream) => wstd::runtime::spawn(serve(stream, app.clone())).detach(),
+    loop {
+        match listener.accept().await {
+            Ok(connection) => wstd::runtime::spawn(serve(connection, app.clone())).detach(),
             Err(err) => eprintln!("spin-visits-server: accept failed: {err}"),
         }
     }
-    Ok(())
 }
 
-async fn serve(stream: TcpStream, app: Rc<App>) {
+async fn serve(connection: Connection, app: Rc<App>) {
     let service = service_fn(move |request| {
         let response = spin_visits::handle(&request, &app).map(HyperBody::from);
         async move { Ok::<_, Infallible>(response) }
@@ -59,7 +61,7 @@ async fn serve(stream: TcpStream, app: Rc<App>) {
     let served = http1::Builder::new()
         .timer(WstdTimer)
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(HyperStream::new(stream), service)
+        .serve_connection(connection, service)
         .await;
     if let Err(err) = served {
         // Clients that hang up mid-request are routine; anything else is worth a line.

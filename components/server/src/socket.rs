@@ -1,0 +1,187 @@
+//! TCP over wasi:sockets, poll-based so hyper can drive it directly. Readiness waits go
+//! through wstd's reactor (`AsyncPollable`), which also runs the connection tasks.
+//!
+//! wstd's own `TcpStream` only offers `async fn` reads and writes; driving those from
+//! hyper's `poll_*` methods needs a boxed future per call, and under 64 connections that left
+//! waits registered on pollables that stay ready, which spun the reactor. Here every wait is
+//! one stored `WaitFor`, dropped the moment it fires.
+
+use hyper::rt::{Read, ReadBufCursor, Write};
+use std::future::Future;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use wasip2::io::streams::{InputStream, OutputStream, StreamError};
+use wasip2::sockets::instance_network::instance_network;
+use wasip2::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+use wasip2::sockets::tcp::{ShutdownType, TcpSocket};
+use wasip2::sockets::tcp_create_socket::create_tcp_socket;
+use wstd::runtime::{AsyncPollable, WaitFor};
+
+/// Bytes asked of the host per read.
+const READ_LEN: usize = 64 * 1024;
+
+fn socket_error(code: ErrorCode) -> io::Error {
+    io::Error::other(format!("{code:?}"))
+}
+
+fn stream_error(err: StreamError) -> io::Error {
+    match err {
+        StreamError::Closed => io::ErrorKind::ConnectionReset.into(),
+        StreamError::LastOperationFailed(err) => io::Error::other(err.to_debug_string()),
+    }
+}
+
+/// A listening socket.
+pub struct Listener {
+    // Declared before the socket: a pollable must be dropped before its parent resource.
+    ready: AsyncPollable,
+    socket: TcpSocket,
+}
+
+impl Listener {
+    /// Binds and listens on an IPv4 address (pods and loopback are IPv4 here).
+    pub async fn bind(addr: SocketAddrV4) -> io::Result<Self> {
+        let socket = create_tcp_socket(IpAddressFamily::Ipv4).map_err(socket_error)?;
+        let ready = AsyncPollable::new(socket.subscribe());
+        let local = IpSocketAddress::Ipv4(Ipv4SocketAddress {
+            port: addr.port(),
+            address: addr.ip().octets().into(),
+        });
+        socket
+            .start_bind(&instance_network(), local)
+            .map_err(socket_error)?;
+        ready.wait_for().await;
+        socket.finish_bind().map_err(socket_error)?;
+        socket.start_listen().map_err(socket_error)?;
+        ready.wait_for().await;
+        socket.finish_listen().map_err(socket_error)?;
+        Ok(Self { ready, socket })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self.socket.local_address().map_err(socket_error)? {
+            IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address }) => {
+                let (a, b, c, d) = address;
+                Ok(SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), port).into())
+            }
+            IpSocketAddress::Ipv6(_) => Err(io::Error::other("bound to IPv6")),
+        }
+    }
+
+    pub async fn accept(&self) -> io::Result<Connection> {
+        loop {
+            match self.socket.accept() {
+                Ok((socket, input, output)) => return Ok(Connection::new(socket, input, output)),
+                Err(ErrorCode::WouldBlock) => self.ready.wait_for().await,
+                Err(code) => return Err(socket_error(code)),
+            }
+        }
+    }
+}
+
+/// One accepted connection.
+pub struct Connection {
+    // Field order is drop order: waits, then pollables, then the streams they watch, then
+    // the socket that owns the streams.
+    read_wait: Option<WaitFor>,
+    write_wait: Option<WaitFor>,
+    readable: AsyncPollable,
+    writable: AsyncPollable,
+    /// A flush was started and has not completed yet.
+    flushing: bool,
+    input: InputStream,
+    output: OutputStream,
+    socket: TcpSocket,
+}
+
+impl Connection {
+    fn new(socket: TcpSocket, input: InputStream, output: OutputStream) -> Self {
+        Self {
+            read_wait: None,
+            write_wait: None,
+            readable: AsyncPollable::new(input.subscribe()),
+            writable: AsyncPollable::new(output.subscribe()),
+            flushing: false,
+            input,
+            output,
+            socket,
+        }
+    }
+
+    /// Waits until the output stream accepts bytes again; `Ok(n)` is how many it takes.
+    fn poll_writable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        loop {
+            if let Some(wait) = self.write_wait.as_mut() {
+                ready!(Pin::new(wait).poll(cx));
+                self.write_wait = None;
+            }
+            match self.output.check_write() {
+                Ok(0) => self.write_wait = Some(self.writable.wait_for()),
+                Ok(n) => return Poll::Ready(Ok(usize::try_from(n).unwrap_or(usize::MAX))),
+                Err(err) => return Poll::Ready(Err(stream_error(err))),
+            }
+        }
+    }
+}
+
+impl Read for Connection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if let Some(wait) = this.read_wait.as_mut() {
+                ready!(Pin::new(wait).poll(cx));
+                this.read_wait = None;
+            }
+            let want = buf.remaining().min(READ_LEN) as u64;
+            match this.input.read(want) {
+                // Nothing buffered yet: wait for the host to say there is.
+                Ok(bytes) if bytes.is_empty() => this.read_wait = Some(this.readable.wait_for()),
+                Ok(bytes) => {
+                    buf.put_slice(&bytes);
+                    return Poll::Ready(Ok(()));
+                }
+                // End of stream: hyper reads it as zero bytes put.
+                Err(StreamError::Closed) => return Poll::Ready(Ok(())),
+                Err(err) => return Poll::Ready(Err(stream_error(err))),
+            }
+        }
+    }
+}
+
+impl Write for Connection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let room = ready!(this.poll_writable(cx))?;
+        let len = room.min(buf.len());
+        this.output.write(&buf[..len]).map_err(stream_error)?;
+        Poll::Ready(Ok(len))
+    }
+
+    /// A flush completes when the stream accepts writes again.
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if !this.flushing {
+            this.output.flush().map_err(stream_error)?;
+            this.flushing = true;
+        }
+        ready!(this.poll_writable(cx))?;
+        this.flushing = false;
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.as_mut().poll_flush(cx))?;
+        let _ = self.socket.shutdown(ShutdownType::Send);
+        Poll::Ready(Ok(()))
+    }
+}
