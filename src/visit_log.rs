@@ -282,21 +282,37 @@ fn file_len(file: &File, path: &Path) -> Result<u64, LogError> {
         })
 }
 
-/// Whether the last byte of a non-empty log is not a newline: a crash cut a line short.
-/// Only files whose size is not a whole number of records need looking at.
-fn ends_mid_line(file: &mut File, size: u64, path: &Path) -> Result<bool, LogError> {
-    if size.is_multiple_of(RECORD_LEN as u64) {
-        return Ok(false);
+/// Whether the log ends part-way through a line because a crash cut one short. Only files
+/// whose size is not a whole number of records need looking at.
+///
+/// Another instance's append in flight looks the same for a moment: a record crossing a
+/// page boundary is copied in two pieces, and the size is published after each. So a tail
+/// counts as torn only if it stays so while the size stands still; a live write finishes
+/// within microseconds, a crash's fragment never changes.
+fn ends_mid_line(file: &mut File, mut size: u64, path: &Path) -> Result<bool, LogError> {
+    const SETTLE_CHECKS: u32 = 3;
+    let io_err = |source| LogError::Io {
+        action: "read the end of",
+        path: path.to_owned(),
+        source,
+    };
+    let mut checks = 0;
+    while !size.is_multiple_of(RECORD_LEN as u64) {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(size - 1))
+            .and_then(|_| file.read_exact(&mut last))
+            .map_err(io_err)?;
+        if last[0] == b'\n' {
+            return Ok(false);
+        }
+        if checks == SETTLE_CHECKS {
+            return Ok(true);
+        }
+        checks += 1;
+        std::thread::sleep(std::time::Duration::from_micros(200 * u64::from(checks)));
+        size = file.metadata().map_err(io_err)?.len();
     }
-    let mut last = [0u8; 1];
-    file.seek(SeekFrom::Start(size - 1))
-        .and_then(|_| file.read_exact(&mut last))
-        .map(|()| last[0] != b'\n')
-        .map_err(|source| LogError::Io {
-            action: "read the end of",
-            path: path.to_owned(),
-            source,
-        })
+    Ok(false)
 }
 
 /// The offset just past the last newline at or before `size`: a torn tail is not a line.

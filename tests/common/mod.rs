@@ -1,6 +1,6 @@
 //! Drives the built components on the real runtime: builds them once, starts `wasmtime` on a
 //! free loopback port with a real data directory, and kills it on drop.
-#![allow(dead_code)] // each test binary uses its own part of the harness
+#![allow(dead_code, unused_macros)] // each test binary uses its own part of the harness
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
