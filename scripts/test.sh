@@ -16,6 +16,24 @@ build_components
 say "cargo test"
 cargo test --workspace
 
+# Bounded fuzzing of what parses input (query, Accept, the log reader). cargo-fuzz needs
+# nightly-only flags; RUSTC_BOOTSTRAP lets the one stable toolchain here accept them.
+if ! command -v cargo-fuzz >/dev/null; then
+  say "installing cargo-fuzz"
+  cargo install cargo-fuzz --locked --quiet
+fi
+for target in log_reader request; do
+  say "fuzzing $target for ${FUZZ_SECONDS:-30}s"
+  log="$(mktemp)"
+  if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" -- \
+        -max_total_time="${FUZZ_SECONDS:-30}" >"$log" 2>&1); then
+    tail -40 "$log"
+    echo "fuzzing $target failed; the input is under fuzz/artifacts/$target" >&2
+    exit 1
+  fi
+  grep -E "^Done [0-9]+ runs" "$log"
+done
+
 # buildah builds the node image without a Docker engine.
 need_apt buildah
 say "pytest tests/k8s (manifests, image, StatefulSet rehearsal)"

@@ -11,4 +11,4 @@ pub mod record;
 pub mod routes;
 pub mod visit_log;
 
-pub use routes::{handle, App, Body};
+pub use routes::{handle, App, Body, RequestBody};

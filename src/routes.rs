@@ -30,6 +30,15 @@ impl Body {
     }
 }
 
+/// Whether the request came with a body. No route takes one, and a body on `GET /` must
+/// not slip through as a visit, so each entry point says what its host saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RequestBody {
+    #[default]
+    Empty,
+    Present,
+}
+
 /// What a request needs from the outside world.
 #[derive(Debug, Clone)]
 pub struct App {
@@ -86,7 +95,7 @@ impl Route {
 }
 
 /// Answers one request. The request body is never read: no route takes one.
-pub fn handle<B>(request: &Request<B>, app: &App) -> Response<Body> {
+pub fn handle(request: &Request<RequestBody>, app: &App) -> Response<Body> {
     let pod = app.config.pod_name.as_str();
     let Some(route) = Route::find(request.uri().path()) else {
         return text(StatusCode::NOT_FOUND, "not found\n".into(), pod);
@@ -101,6 +110,13 @@ pub fn handle<B>(request: &Request<B>, app: &App) -> Response<Body> {
             .headers_mut()
             .insert(ALLOW, HeaderValue::from_static(route.allow()));
         return response;
+    }
+    if *request.body() == RequestBody::Present {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("{} takes no request body\n", request.uri().path()),
+            pod,
+        );
     }
     match route {
         Route::Visit => visit(app),
@@ -134,7 +150,7 @@ fn visit(app: &App) -> Response<Body> {
     }
 }
 
-fn visits<B>(request: &Request<B>, app: &App) -> Response<Body> {
+fn visits(request: &Request<RequestBody>, app: &App) -> Response<Body> {
     let pod = app.config.pod_name.as_str();
     let query = match ListQuery::parse(request.uri().query().unwrap_or("")) {
         Ok(query) => query,
@@ -202,7 +218,7 @@ impl ListQuery {
 }
 
 /// Whether any `Accept` media range is `application/json` with a non-zero quality.
-fn accepts_json<B>(request: &Request<B>) -> bool {
+fn accepts_json(request: &Request<RequestBody>) -> bool {
     request
         .headers()
         .get_all(ACCEPT)
@@ -287,7 +303,7 @@ mod tests {
         if let Some(accept) = accept {
             request = request.header(ACCEPT, accept);
         }
-        let response = handle(&request.body(()).unwrap(), app);
+        let response = handle(&request.body(RequestBody::Empty).unwrap(), app);
         let (parts, body) = response.into_parts();
         let body = String::from_utf8(body.into_bytes().unwrap()).unwrap();
         (parts.status, parts.headers, body)
@@ -367,6 +383,18 @@ mod tests {
     }
 
     #[test]
+    fn a_body_is_refused_and_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_in(dir.path());
+        let request = Request::get("/").body(RequestBody::Present).unwrap();
+        let response = handle(&request, &app);
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(!dir.path().join("visits.txt").exists());
+        let post = Request::post("/").body(RequestBody::Present).unwrap();
+        assert_eq!(handle(&post, &app).status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[test]
     fn bad_list_queries_are_400() {
         let dir = tempfile::tempdir().unwrap();
         let app = app_in(dir.path());
@@ -392,8 +420,10 @@ mod tests {
 
     #[test]
     fn accept_parsing() {
-        let accepts =
-            |value: &str| accepts_json(&Request::builder().header(ACCEPT, value).body(()).unwrap());
+        let accepts = |value: &str| {
+            let request = Request::builder().header(ACCEPT, value);
+            accepts_json(&request.body(RequestBody::Empty).unwrap())
+        };
         assert!(accepts("application/json"));
         assert!(accepts("text/html,Application/JSON; charset=utf-8"));
         assert!(!accepts("application/json;q=0"));

@@ -12,10 +12,11 @@ mod timer;
 
 use anyhow::Context as _;
 use body::HyperBody;
+use http_body::Body as _;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use socket::{Connection, Listener};
-use spin_visits::App;
+use spin_visits::{App, RequestBody};
 use std::convert::Infallible;
 use std::net::SocketAddrV4;
 use std::rc::Rc;
@@ -54,7 +55,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(connection: Connection, app: Rc<App>) {
-    let service = service_fn(move |request| {
+    let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let request = request.map(|body| match body.is_end_stream() {
+            true => RequestBody::Empty,
+            false => RequestBody::Present,
+        });
         let response = spin_visits::handle(&request, &app).map(HyperBody::from);
         async move { Ok::<_, Infallible>(response) }
     });

@@ -5,7 +5,9 @@
 use futures::SinkExt;
 use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
-use spin_visits::{App, Body};
+// The streams types spin-sdk 5.2 binds to (its own pinned `wasi` crate).
+use spin_visits::{App, Body, RequestBody};
+use wasi::io::streams::StreamError;
 
 #[http_component]
 async fn handle(incoming: IncomingRequest, outparam: ResponseOutparam) {
@@ -16,7 +18,7 @@ async fn handle(incoming: IncomingRequest, outparam: ResponseOutparam) {
     send(response, outparam).await;
 }
 
-fn to_http_request(incoming: &IncomingRequest) -> Result<http::Request<()>, String> {
+fn to_http_request(incoming: &IncomingRequest) -> Result<http::Request<RequestBody>, String> {
     let method = match incoming.method() {
         Method::Get => http::Method::GET,
         Method::Head => http::Method::HEAD,
@@ -37,8 +39,30 @@ fn to_http_request(incoming: &IncomingRequest) -> Result<http::Request<()>, Stri
         request = request.header(name, value);
     }
     request
-        .body(())
+        .body(body_presence(incoming))
         .map_err(|err| format!("invalid request: {err}"))
+}
+
+/// Whether the request carries a body. The headers are not enough: hosts strip
+/// `Transfer-Encoding` before the component sees them, so a chunked body is only visible in
+/// the stream. A body-less request's stream ends at once, so this never waits for one.
+fn body_presence(incoming: &IncomingRequest) -> RequestBody {
+    let declared = incoming
+        .headers()
+        .get(http::header::CONTENT_LENGTH.as_str())
+        .iter()
+        .any(|length| length.as_slice() != b"0");
+    let Ok(body) = incoming.consume() else {
+        return RequestBody::Empty;
+    };
+    let first_byte = body.stream().map(|stream| stream.blocking_read(1));
+    match first_byte {
+        // The stream ended with nothing in it.
+        Ok(Err(StreamError::Closed)) if !declared => RequestBody::Empty,
+        Ok(Ok(bytes)) if bytes.is_empty() && !declared => RequestBody::Empty,
+        // Bytes, a declared length, or a body the host could not decode (bad chunking).
+        _ => RequestBody::Present,
+    }
 }
 
 fn bad_request(reason: String) -> http::Response<Body> {
