@@ -34,7 +34,7 @@ for target in log_reader request; do
   grep -E "^Done [0-9]+ runs" "$log"
 done
 
-# buildah builds the node image without a Docker engine.
-need_apt buildah
-say "pytest tests/k8s (manifests, image, StatefulSet rehearsal)"
-pytest -q tests/k8s
+# buildah builds the node image without a Docker engine; chromium renders the page.
+need_apt buildah chromium
+say "pytest tests/k8s tests/e2e (manifests, image, StatefulSet rehearsal, metrics, browser)"
+pytest -q tests/k8s tests/e2e

@@ -1,11 +1,12 @@
 //! spin-visits: a visit log that runs as a WebAssembly component.
 //!
-//! Pure modules ([`record`], [`visit_log`], [`listing`], [`page`], [`config`]) know nothing of
+//! Pure modules ([`record`], [`visit_log`], [`listing`], [`page`], [`metrics`], [`config`]) know nothing of
 //! HTTP hosts and are tested on the host; [`routes`] is the one handler that both artefacts,
 //! the Spin component and the socket server, call.
 
 pub mod config;
 pub mod listing;
+pub mod metrics;
 pub mod page;
 pub mod record;
 pub mod routes;

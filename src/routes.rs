@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::listing::{ListFormat, Listing};
+use crate::metrics;
 use crate::page::{self, VisitView};
 use crate::record::{self, RECORD_LEN};
 use crate::visit_log::{LogError, VisitLog};
@@ -68,6 +69,7 @@ enum Route {
     Visits,
     Health,
     Ready,
+    Metrics,
 }
 
 impl Route {
@@ -77,6 +79,7 @@ impl Route {
             "/visits" => Some(Route::Visits),
             "/healthz" => Some(Route::Health),
             "/readyz" => Some(Route::Ready),
+            "/metrics" => Some(Route::Metrics),
             _ => None,
         }
     }
@@ -125,6 +128,15 @@ pub fn handle(request: &Request<RequestBody>, app: &App) -> Response<Body> {
         Route::Ready => match app.log.check_writable() {
             Ok(()) => text(StatusCode::OK, "ready\n".into(), pod),
             Err(err) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{err}\n"), pod),
+        },
+        Route::Metrics => match app.log.size_bytes() {
+            Ok(size) => respond(
+                StatusCode::OK,
+                metrics::CONTENT_TYPE,
+                Body::Full(metrics::render(pod, size).into_bytes()),
+                pod,
+            ),
+            Err(err) => log_error(&err, pod),
         },
     }
 }
@@ -392,6 +404,29 @@ mod tests {
         assert!(!dir.path().join("visits.txt").exists());
         let post = Request::post("/").body(RequestBody::Present).unwrap();
         assert_eq!(handle(&post, &app).status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[test]
+    fn metrics_count_visits_and_bytes_without_recording() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_in(dir.path());
+        call(&app, Method::GET, "/", None);
+        call(&app, Method::GET, "/", None);
+        let (status, headers, body) = call(&app, Method::GET, "/metrics", None);
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[CONTENT_TYPE], metrics::CONTENT_TYPE);
+        assert!(
+            body.contains("visits_total{pod=\"visits-0\"} 2\n"),
+            "{body}"
+        );
+        assert!(
+            body.contains("visits_log_size_bytes{pod=\"visits-0\"} 66\n"),
+            "{body}"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("visits.txt")).unwrap().len(),
+            66
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ import helm_python as helm
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "spin-visits"
 SERVER_WASM = ROOT / "target/wasm32-wasip2/release/spin-visits-server.wasm"
 SPIN_WASM = ROOT / "target/wasm32-wasip2/release/spin_visits_http.wasm"
@@ -85,7 +85,10 @@ class Replica:
                 "-S", "cli=y", "--dir", f"{claim}::{mount_path}"]
         for key, value in env.items():
             args += ["--env", f"{key}={value}"]
-        self.process = subprocess.Popen(args + [str(wasm)], stdout=subprocess.PIPE,
+        self._start(args + [str(wasm)])
+
+    def _start(self, args):
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True)
         self.address = None
         bound = threading.Event()
@@ -120,8 +123,8 @@ class Replica:
 def replicas():
     started = []
 
-    def start(*args, **kwargs):
-        replica = Replica(*args, **kwargs)
+    def start(*args, kind=Replica, **kwargs):
+        replica = kind(*args, **kwargs)
         started.append(replica)
         return replica
 
@@ -137,3 +140,21 @@ def wait_until(predicate, seconds=10):
             return True
         time.sleep(0.05)
     return False
+
+
+class SpinReplica(Replica):
+    """The Spin component on `wasmtime serve`, configured like a pod."""
+
+    def __init__(self, claim, mount_path, env):
+        env = dict(env)
+        addr = env.pop("LISTEN_ADDR", "127.0.0.1:0")
+        self.output = []
+        args = [tool("wasmtime", "WASMTIME"), "serve", "-S", "cli=y", "--addr", addr,
+                "--dir", f"{claim}::{mount_path}"]
+        for key, value in env.items():
+            args += ["--env", f"{key}={value}"]
+        self._start(args + [str(SPIN_WASM)])
+
+
+def start_spin(replicas, claim, env, mount_path="/data"):
+    return replicas(claim, mount_path, env, kind=SpinReplica)
