@@ -314,3 +314,39 @@ for_each_artefact!(
     read_only_volume,
     writes_stay_inside_data_dir,
 );
+
+/// A client that never finishes its request head holds one connection, not the server: others
+/// are answered meanwhile, and hyper's header-read timeout (10 s) closes it. Only the server
+/// component needs this; under `wasmtime serve` the host owns the connections.
+#[test]
+fn a_slow_client_neither_stalls_others_nor_stays_forever() {
+    use std::io::{Read, Write};
+    let claim = tempfile::tempdir().unwrap();
+    let replica = ReplicaSpec::new(Artefact::Server, claim.path(), "visits-0").start();
+    let mut slow = std::net::TcpStream::connect(&replica.addr).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        assert_eq!(replica.get("/healthz").status, 200);
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "others were stalled"
+    );
+
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let read = slow.read(&mut buf);
+    let waited = started.elapsed();
+    assert!(
+        matches!(read, Ok(0)) || read.is_err(),
+        "closed without a response: {read:?}"
+    );
+    assert!(
+        waited >= std::time::Duration::from_secs(9) && waited < std::time::Duration::from_secs(15),
+        "cut off after {waited:?}"
+    );
+    assert!(log_lines(claim.path()).is_empty(), "no visit recorded");
+}

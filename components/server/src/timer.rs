@@ -1,41 +1,119 @@
-//! hyper's timer (for the header-read timeout) on wstd's monotonic clock.
+//! hyper's timer, used for the header-read timeout, on wstd's clock.
+//!
+//! hyper arms a timer for every request. One wasi pollable per arm cost host calls and a slot
+//! in every reactor poll: about 40% of a small request's time. A timeout of seconds needs no
+//! finer grain than a tick, so all pending sleeps share one ticker task and one pollable; arming
+//! a sleep is a read of the monotonic clock and a push onto a list.
 
 use hyper::rt::{Sleep, Timer};
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+
+/// How late a sleep may wake: the ticker's period.
+const TICK: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Copy, Debug)]
 pub struct WstdTimer;
 
 impl Timer for WstdTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
-        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-        Box::pin(WstdSleep(wstd::task::sleep(
-            wstd::time::Duration::from_nanos(nanos),
-        )))
+        self.sleep_until(Instant::now() + duration)
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
-        self.sleep(deadline.saturating_duration_since(Instant::now()))
+        Box::pin(TickSleep {
+            deadline,
+            waker: None,
+        })
     }
 }
 
-struct WstdSleep(wstd::time::Wait);
+/// A sleeping task's waker, shared with the ticker until the sleep is done or dropped.
+type SharedWaker = Rc<RefCell<Option<Waker>>>;
+
+struct TickSleep {
+    deadline: Instant,
+    waker: Option<SharedWaker>,
+}
 
 // hyper asks for Send + Sync sleeps because most hosts have threads; a WASI 0.2 component
 // has exactly one, so nothing can ever observe this value from another thread.
-unsafe impl Send for WstdSleep {}
-unsafe impl Sync for WstdSleep {}
+unsafe impl Send for TickSleep {}
+unsafe impl Sync for TickSleep {}
 
-impl Sleep for WstdSleep {}
+impl Sleep for TickSleep {}
 
-impl Future for WstdSleep {
+impl Future for TickSleep {
     type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        // SAFETY: structural pinning of the only field; it is never moved out.
-        let wait = unsafe { self.map_unchecked_mut(|sleep| &mut sleep.0) };
-        wait.poll(cx).map(|_woke_at| ())
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.deadline {
+            return Poll::Ready(());
+        }
+        match &self.waker {
+            Some(shared) => *shared.borrow_mut() = Some(cx.waker().clone()),
+            None => {
+                let shared = Rc::new(RefCell::new(Some(cx.waker().clone())));
+                TICKER.with(|ticker| ticker.register(self.deadline, shared.clone()));
+                self.waker = Some(shared);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for TickSleep {
+    fn drop(&mut self) {
+        // The ticker forgets entries whose waker is gone at its next tick.
+        if let Some(shared) = &self.waker {
+            shared.borrow_mut().take();
+        }
+    }
+}
+
+#[derive(Default)]
+struct Ticker {
+    sleepers: RefCell<Vec<(Instant, SharedWaker)>>,
+    running: RefCell<bool>,
+}
+
+thread_local! {
+    static TICKER: Rc<Ticker> = Rc::default();
+}
+
+impl Ticker {
+    fn register(self: &Rc<Self>, deadline: Instant, waker: SharedWaker) {
+        self.sleepers.borrow_mut().push((deadline, waker));
+        if !self.running.replace(true) {
+            let ticker = self.clone();
+            wstd::runtime::spawn(async move { ticker.run().await }).detach();
+        }
+    }
+
+    /// Wakes due sleeps every tick; stops when none are left.
+    async fn run(&self) {
+        loop {
+            wstd::task::sleep(wstd::time::Duration::from_millis(TICK.as_millis() as u64)).await;
+            let now = Instant::now();
+            self.sleepers.borrow_mut().retain(|(deadline, shared)| {
+                let mut waker = shared.borrow_mut();
+                match waker.as_ref() {
+                    None => false, // dropped
+                    Some(_) if *deadline <= now => {
+                        waker.take().unwrap().wake();
+                        false
+                    }
+                    Some(_) => true,
+                }
+            });
+            if self.sleepers.borrow().is_empty() {
+                *self.running.borrow_mut() = false;
+                return;
+            }
+        }
     }
 }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the benchmarks (bench/run.py) and writes BENCHMARKS.md; about 6 minutes with the
+# defaults. Arguments go to bench/run.py (e.g. --seconds 5 --runs 1 for a quick look).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/tools.sh
+need_apt wrk
+if [ "$(cat "$TOOLS_DIR/.bench-installed" 2>/dev/null)" != "flask==3.1.2 waitress==3.0.2" ]; then
+  say "installing Flask and waitress for the seed-style baseline"
+  "$TOOLS_DIR/bin/pip" install --quiet --disable-pip-version-check flask==3.1.2 waitress==3.0.2 >&2
+  echo "flask==3.1.2 waitress==3.0.2" > "$TOOLS_DIR/.bench-installed"
+fi
+build_components
+say "building the native baseline"
+cargo build --profile bench-native -p spin-visits-native >&2
+say "benchmarking"
+BENCH_COMMAND="scripts/bench.sh $*" exec "$TOOLS_DIR/bin/python" bench/run.py "$@"
