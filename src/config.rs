@@ -12,6 +12,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Which replica this is (`POD_NAME`, from the downward API on Kubernetes).
     pub pod_name: String,
+    /// Every replica's `host:port`, this one included, for `/visits/all` (`PEERS`,
+    /// comma-separated; on Kubernetes the headless Service's stable names).
+    pub peers: Vec<String>,
 }
 
 impl Config {
@@ -28,6 +31,16 @@ impl Config {
             pod_name: set("POD_NAME")
                 .map(|name| sanitize_pod_name(&name))
                 .unwrap_or_else(|| DEFAULT_POD_NAME.into()),
+            peers: set("PEERS")
+                .map(|peers| {
+                    peers
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|peer| !peer.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -60,6 +73,7 @@ mod tests {
         let expected = Config {
             data_dir: "/data".into(),
             pod_name: "local".into(),
+            peers: vec![],
         };
         assert_eq!(config(&[]), expected);
         assert_eq!(config(&[("DATA_DIR", ""), ("POD_NAME", "")]), expected);
@@ -67,9 +81,14 @@ mod tests {
 
     #[test]
     fn reads_the_environment() {
-        let c = config(&[("DATA_DIR", "/mnt/claim"), ("POD_NAME", "visits-2")]);
+        let c = config(&[
+            ("DATA_DIR", "/mnt/claim"),
+            ("POD_NAME", "visits-2"),
+            ("PEERS", "visits-0.h:8080, visits-1.h:8080,,"),
+        ]);
         assert_eq!(c.data_dir, PathBuf::from("/mnt/claim"));
         assert_eq!(c.pod_name, "visits-2");
+        assert_eq!(c.peers, ["visits-0.h:8080", "visits-1.h:8080"]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! HTTP hosts and are tested on the host; [`routes`] is the one handler that both artefacts,
 //! the Spin component and the socket server, call.
 
+pub mod cluster;
 pub mod config;
 pub mod listing;
 pub mod metrics;
@@ -12,4 +13,4 @@ pub mod record;
 pub mod routes;
 pub mod visit_log;
 
-pub use routes::{handle, App, Body, RequestBody};
+pub use routes::{handle, App, Body, ClusterView, RequestBody};

@@ -2,6 +2,7 @@
 //! It knows nothing of Spin or sockets; each entry point only converts types and pumps the
 //! body.
 
+use crate::cluster::{self, PeerReport};
 use crate::config::Config;
 use crate::listing::{ListFormat, Listing};
 use crate::metrics;
@@ -14,20 +15,48 @@ use http::{Method, Request, Response, StatusCode};
 
 pub const SERVED_BY: &str = "x-served-by";
 
-/// A response body: small ones whole, the log streamed.
+/// A response body: small ones whole, the log streamed, or the cluster view, which the
+/// entry point completes by asking the peers with its own outbound HTTP.
 #[derive(Debug)]
 pub enum Body {
     Full(Vec<u8>),
     Listing(Listing),
+    Cluster(ClusterView),
 }
 
 impl Body {
-    /// The whole body; for tests and small responses.
+    /// The whole body; for tests and small responses. A cluster view must be rendered with
+    /// its peers' answers first.
     pub fn into_bytes(self) -> std::io::Result<Vec<u8>> {
         match self {
             Body::Full(bytes) => Ok(bytes),
             Body::Listing(listing) => listing.collect(),
+            Body::Cluster(_) => Err(std::io::Error::other("the cluster view needs its peers")),
         }
+    }
+}
+
+/// `/visits/all`, waiting for the peers' answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterView {
+    pod: String,
+    peers: Vec<String>,
+    format: ListFormat,
+}
+
+impl ClusterView {
+    /// The peers to ask for [`cluster::PEER_PATH`], as `host:port`.
+    pub fn peers(&self) -> &[String] {
+        &self.peers
+    }
+
+    /// The body, from one report per peer, in the order of [`ClusterView::peers`].
+    pub fn render(&self, reports: &[PeerReport]) -> Vec<u8> {
+        match self.format {
+            ListFormat::Json => cluster::render_json(&self.pod, reports),
+            ListFormat::Text => cluster::render_html(&self.pod, reports),
+        }
+        .into_bytes()
     }
 }
 
@@ -70,6 +99,7 @@ enum Route {
     Health,
     Ready,
     Metrics,
+    Cluster,
 }
 
 impl Route {
@@ -80,6 +110,7 @@ impl Route {
             "/healthz" => Some(Route::Health),
             "/readyz" => Some(Route::Ready),
             "/metrics" => Some(Route::Metrics),
+            "/visits/all" => Some(Route::Cluster),
             _ => None,
         }
     }
@@ -129,6 +160,7 @@ pub fn handle(request: &Request<RequestBody>, app: &App) -> Response<Body> {
             Ok(()) => text(StatusCode::OK, "ready\n".into(), pod),
             Err(err) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{err}\n"), pod),
         },
+        Route::Cluster => cluster_view(request, app),
         Route::Metrics => match app.log.size_bytes() {
             Ok(size) => respond(
                 StatusCode::OK,
@@ -186,10 +218,38 @@ fn visits(request: &Request<RequestBody>, app: &App) -> Response<Body> {
                 ListFormat::Json => "application/json",
             };
             let listing = Listing::new(records, format, pod, count);
-            respond(StatusCode::OK, content_type, Body::Listing(listing), pod)
+            let mut response = respond(StatusCode::OK, content_type, Body::Listing(listing), pod);
+            response
+                .headers_mut()
+                .insert(cluster::COUNT_HEADER, HeaderValue::from(count));
+            response
         }
         Err(err) => log_error(&err, pod),
     }
+}
+
+fn cluster_view(request: &Request<RequestBody>, app: &App) -> Response<Body> {
+    let pod = app.config.pod_name.as_str();
+    let format = match ListQuery::parse(request.uri().query().unwrap_or("")) {
+        Ok(query) => query.format.unwrap_or_else(|| {
+            if accepts_json(request) {
+                ListFormat::Json
+            } else {
+                ListFormat::Text
+            }
+        }),
+        Err(reason) => return text(StatusCode::BAD_REQUEST, format!("{reason}\n"), pod),
+    };
+    let content_type = match format {
+        ListFormat::Text => "text/html; charset=utf-8",
+        ListFormat::Json => "application/json",
+    };
+    let view = ClusterView {
+        pod: pod.to_owned(),
+        peers: app.config.peers.clone(),
+        format,
+    };
+    respond(StatusCode::OK, content_type, Body::Cluster(view), pod)
 }
 
 /// `?tail=N` and `?format=json|text` on `/visits`; other parameters are ignored.
@@ -301,6 +361,7 @@ mod tests {
             ..App::new(Config {
                 data_dir: dir.to_owned(),
                 pod_name: "visits-0".into(),
+                peers: vec![],
             })
         }
     }
@@ -427,6 +488,39 @@ mod tests {
             std::fs::read(dir.path().join("visits.txt")).unwrap().len(),
             66
         );
+    }
+
+    #[test]
+    fn the_cluster_view_waits_for_its_peers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = app_in(dir.path());
+        app.config.peers = vec!["a:1".into(), "b:2".into()];
+        let request = Request::get("/visits/all?format=json")
+            .body(RequestBody::Empty)
+            .unwrap();
+        let (parts, body) = handle(&request, &app).into_parts();
+        assert_eq!(parts.status, StatusCode::OK);
+        assert_eq!(parts.headers[CONTENT_TYPE], "application/json");
+        let Body::Cluster(view) = body else {
+            panic!("expected a cluster view")
+        };
+        assert_eq!(view.peers(), ["a:1", "b:2"]);
+        let reports = [
+            PeerReport::down("a:1", "refused"),
+            PeerReport::down("b:2", "refused"),
+        ];
+        let json = String::from_utf8(view.render(&reports)).unwrap();
+        assert!(json.starts_with(r#"{"pod":"visits-0","total":0,"replicas":[{"peer":"a:1""#));
+        assert!(!dir.path().join("visits.txt").exists(), "nothing recorded");
+    }
+
+    #[test]
+    fn visits_carries_the_total_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_in(dir.path());
+        call(&app, Method::GET, "/", None);
+        let (_, headers, _) = call(&app, Method::GET, "/visits?tail=0", None);
+        assert_eq!(headers[cluster::COUNT_HEADER], "1");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 import os
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -82,7 +83,7 @@ class Replica:
     def __init__(self, claim, mount_path, env, wasm=SERVER_WASM):
         self.output = []
         args = [tool("wasmtime", "WASMTIME"), "run", "-S", "inherit-network=y", "-S", "tcp=y",
-                "-S", "cli=y", "--dir", f"{claim}::{mount_path}"]
+                "-S", "cli=y", "-S", "allow-ip-name-lookup=y", "--dir", f"{claim}::{mount_path}"]
         for key, value in env.items():
             args += ["--env", f"{key}={value}"]
         self._start(args + [str(wasm)])
@@ -158,3 +159,9 @@ class SpinReplica(Replica):
 
 def start_spin(replicas, claim, env, mount_path="/data"):
     return replicas(claim, mount_path, env, kind=SpinReplica)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -22,7 +22,7 @@ fn one_trigger_routes_everything_to_the_component() {
 }
 
 #[test]
-fn component_points_at_the_built_artefact_with_a_data_mount_and_no_network() {
+fn component_points_at_the_built_artefact_with_a_data_mount_and_only_its_peers() {
     let manifest = manifest();
     let component = &manifest["component"]["visits"];
     let source = repo_root().join(component["source"].as_str().unwrap());
@@ -45,10 +45,20 @@ fn component_points_at_the_built_artefact_with_a_data_mount_and_no_network() {
     let env = component["environment"].as_table().unwrap();
     assert_eq!(env["DATA_DIR"].as_str(), Some("/data"));
     assert_eq!(env["POD_NAME"].as_str(), Some("local"));
-    assert_eq!(
-        component["allowed_outbound_hosts"].as_array().map(Vec::len),
-        Some(0)
-    );
+    // Outbound calls go to the configured peers and nowhere else.
+    let peers: Vec<String> = env["PEERS"]
+        .as_str()
+        .unwrap()
+        .split(',')
+        .map(|peer| format!("http://{peer}"))
+        .collect();
+    let allowed: Vec<&str> = component["allowed_outbound_hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|host| host.as_str().unwrap())
+        .collect();
+    assert_eq!(allowed, peers);
 
     let build = component["build"]["command"].as_str().unwrap();
     assert!(build.contains("--target wasm32-wasip2") && build.contains("-p spin-visits-http"));

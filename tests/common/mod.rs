@@ -67,6 +67,16 @@ pub fn build_components() {
     });
 }
 
+/// A loopback port that was free a moment ago, for replicas that must know each other's
+/// address before they start.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A tool the test script installs (`scripts/tools.sh`); found through $NAME or PATH.
 pub fn tool(env_var: &str, name: &str) -> PathBuf {
     std::env::var_os(env_var)
@@ -91,6 +101,8 @@ pub struct ReplicaSpec {
     pub env: Vec<(String, String)>,
     /// The guest path the claim is mounted at.
     pub mount_path: String,
+    /// Where to listen; port 0 picks a free one.
+    pub listen: String,
 }
 
 impl ReplicaSpec {
@@ -102,6 +114,7 @@ impl ReplicaSpec {
             data_dir: None,
             env: Vec::new(),
             mount_path: "/data".into(),
+            listen: "127.0.0.1:0".into(),
         }
     }
 
@@ -130,12 +143,13 @@ impl Replica {
                     "-S",
                     "cli=y",
                     "--addr",
-                    "127.0.0.1:0",
+                    &spec.listen,
                     "--dir",
                     &dir,
                 ]);
             }
             Artefact::Server => {
+                // Peers are names on Kubernetes; runwasi allows name lookup, wasmtime asks.
                 command.args([
                     "run",
                     "-S",
@@ -145,7 +159,8 @@ impl Replica {
                     "-S",
                     "cli=y",
                 ]);
-                command.args(["--dir", &dir, "--env", "LISTEN_ADDR=127.0.0.1:0"]);
+                command.args(["-S", "allow-ip-name-lookup=y", "--dir", &dir]);
+                command.args(["--env", &format!("LISTEN_ADDR={}", spec.listen)]);
             }
         }
         command.args(["--env", &format!("POD_NAME={}", spec.pod_name)]);

@@ -1,6 +1,6 @@
-"""The page in a real browser: headless Chromium (Debian's) loads / from the running server
-component; the rendered DOM must show the recorded Moscow time and the pod name, and the
-screenshot it takes is the one the README shows (docs/page.png)."""
+"""The pages in a real browser: headless Chromium (Debian's) loads / and /visits/all from
+running server components; the rendered DOM must show what the files and peers hold, and the
+screenshots it takes are the ones the README shows (docs/page.png, docs/cluster.png)."""
 
 import shutil
 import struct
@@ -9,9 +9,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, free_port
 
 SCREENSHOT = ROOT / "docs" / "page.png"
+CLUSTER_SCREENSHOT = ROOT / "docs" / "cluster.png"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -78,3 +79,27 @@ def test_the_page_renders_time_and_pod_and_is_screenshotted(tmp_path, replicas):
     width, height = struct.unpack(">II", png[16:24])
     assert (width, height) == (900, 560)
     assert len(png) > 10_000, "a rendered page, not a blank one"
+
+
+def test_the_cluster_view_renders_every_replica_and_is_screenshotted(tmp_path, replicas):
+    ports = [free_port() for _ in range(3)]
+    peers = ",".join(f"127.0.0.1:{port}" for port in ports)
+    started = []
+    for i, port in enumerate(ports):
+        claim = tmp_path / f"data-visits-{i}"
+        claim.mkdir()
+        env = {"POD_NAME": f"visits-{i}", "LISTEN_ADDR": f"127.0.0.1:{port}", "PEERS": peers}
+        started.append(replicas(claim, "/data", env))
+    for replica, visits in zip(started, (4, 9, 6)):
+        for _ in range(visits):
+            replica.get("/")
+
+    url = f"http://{started[0].address}/visits/all"
+    dom = chromium(tmp_path, "--dump-dom", url)
+    assert dom.count('class="bar"') == 3
+    for i, visits in enumerate((4, 9, 6)):
+        assert f'data-count="{visits}"' in dom and f"visits-{i}" in dom
+    assert "19 visits in all" in dom
+
+    chromium(tmp_path, f"--screenshot={CLUSTER_SCREENSHOT}", "--window-size=900,620", url)
+    assert CLUSTER_SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

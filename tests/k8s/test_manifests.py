@@ -203,6 +203,21 @@ def test_ports_line_up(rendered):
         assert c[probe]["httpGet"]["port"] in (port["name"], port["containerPort"])
 
 
+def test_peers_are_every_pod_by_its_stable_name(rendered):
+    sts = one(rendered, "StatefulSet")
+    c = container(sts)
+    port = c["ports"][0]["containerPort"]
+    expected = [f"{sts['metadata']['name']}-{i}.{sts['spec']['serviceName']}:{port}"
+                for i in range(sts["spec"]["replicas"])]
+    assert env_of(c)["PEERS"]["value"].split(",") == expected
+
+
+def test_chart_peers_follow_the_replica_count():
+    sts = one(render_chart({"replicas": 5}, name="lab"), "StatefulSet")
+    peers = env_of(container(sts))["PEERS"]["value"].split(",")
+    assert peers == [f"lab-{i}.lab-headless:8080" for i in range(5)]
+
+
 def test_probes_are_the_health_routes(rendered):
     c = container(one(rendered, "StatefulSet"))
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"

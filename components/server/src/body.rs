@@ -28,6 +28,8 @@ impl http_body::Body for HyperBody {
         let frame = match self.0.take() {
             None => None,
             Some(Body::Full(bytes)) => Some(Ok(Frame::data(Bytes::from(bytes)))),
+            // main.rs renders the cluster view before the body is sent.
+            Some(Body::Cluster(_)) => Some(Err(io::Error::other("cluster view not rendered"))),
             Some(Body::Listing(mut listing)) => match listing.next_chunk() {
                 Ok(Some(chunk)) => {
                     self.0 = Some(Body::Listing(listing));
@@ -48,7 +50,7 @@ impl http_body::Body for HyperBody {
         match &self.0 {
             None => SizeHint::with_exact(0),
             Some(Body::Full(bytes)) => SizeHint::with_exact(bytes.len() as u64),
-            Some(Body::Listing(_)) => SizeHint::default(),
+            Some(Body::Listing(_) | Body::Cluster(_)) => SizeHint::default(),
         }
     }
 }

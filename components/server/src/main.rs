@@ -7,6 +7,7 @@
 //! link the Spin entry, whose `incoming-handler` export would make runwasi run it as a proxy.
 
 mod body;
+mod peers;
 mod socket;
 mod timer;
 
@@ -16,7 +17,7 @@ use http_body::Body as _;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use socket::{Connection, Listener};
-use spin_visits::{App, RequestBody};
+use spin_visits::{App, Body, RequestBody};
 use std::convert::Infallible;
 use std::net::SocketAddrV4;
 use std::rc::Rc;
@@ -60,8 +61,15 @@ async fn serve(connection: Connection, app: Rc<App>) {
             true => RequestBody::Empty,
             false => RequestBody::Present,
         });
-        let response = spin_visits::handle(&request, &app).map(HyperBody::from);
-        async move { Ok::<_, Infallible>(response) }
+        let (parts, body) = spin_visits::handle(&request, &app).into_parts();
+        async move {
+            // Only /visits/all waits here: it asks the peers before rendering.
+            let body = match body {
+                Body::Cluster(view) => Body::Full(view.render(&peers::gather(view.peers()).await)),
+                other => other,
+            };
+            Ok::<_, Infallible>(hyper::Response::from_parts(parts, HyperBody::from(body)))
+        }
     });
     let served = http1::Builder::new()
         .timer(WstdTimer)

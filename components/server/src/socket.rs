@@ -14,7 +14,10 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 use wasip2::sockets::instance_network::instance_network;
-use wasip2::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+use wasip2::sockets::ip_name_lookup::resolve_addresses;
+use wasip2::sockets::network::{
+    ErrorCode, IpAddress, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress,
+};
 use wasip2::sockets::tcp::{ShutdownType, TcpSocket};
 use wasip2::sockets::tcp_create_socket::create_tcp_socket;
 use wstd::runtime::{AsyncPollable, WaitFor};
@@ -23,7 +26,7 @@ use wstd::runtime::{AsyncPollable, WaitFor};
 const READ_LEN: usize = 64 * 1024;
 
 fn socket_error(code: ErrorCode) -> io::Error {
-    io::Error::other(format!("{code:?}"))
+    io::Error::other(format!("{}: {}", code.name(), code.message()))
 }
 
 fn stream_error(err: StreamError) -> io::Error {
@@ -81,7 +84,32 @@ impl Listener {
     }
 }
 
-/// One accepted connection.
+/// Resolves `host` (a name or an IPv4 literal) to its first IPv4 address through
+/// wasi:sockets' name lookup (runwasi allows it; `wasmtime run` needs
+/// `-S allow-ip-name-lookup=y`).
+pub async fn resolve_ipv4(host: &str) -> io::Result<Ipv4Addr> {
+    if let Ok(ip) = host.parse() {
+        return Ok(ip);
+    }
+    let addresses = resolve_addresses(&instance_network(), host).map_err(socket_error)?;
+    let ready = AsyncPollable::new(addresses.subscribe());
+    loop {
+        match addresses.resolve_next_address() {
+            Ok(Some(IpAddress::Ipv4((a, b, c, d)))) => return Ok(Ipv4Addr::new(a, b, c, d)),
+            Ok(Some(IpAddress::Ipv6(_))) => continue,
+            Ok(None) => return Err(io::Error::other(format!("{host} has no IPv4 address"))),
+            Err(ErrorCode::WouldBlock) => ready.wait_for().await,
+            Err(code) => {
+                return Err(io::Error::other(format!(
+                    "cannot resolve {host}: {}",
+                    code.name()
+                )))
+            }
+        }
+    }
+}
+
+/// One accepted or opened connection.
 pub struct Connection {
     // Field order is drop order: waits, then pollables, then the streams they watch, then
     // the socket that owns the streams.
@@ -97,6 +125,29 @@ pub struct Connection {
 }
 
 impl Connection {
+    pub async fn connect(addr: SocketAddrV4) -> io::Result<Self> {
+        let socket = create_tcp_socket(IpAddressFamily::Ipv4).map_err(socket_error)?;
+        let remote = IpSocketAddress::Ipv4(Ipv4SocketAddress {
+            port: addr.port(),
+            address: addr.ip().octets().into(),
+        });
+        // The pollable is dropped before the socket is moved into the connection.
+        let (input, output) = {
+            let ready = AsyncPollable::new(socket.subscribe());
+            socket
+                .start_connect(&instance_network(), remote)
+                .map_err(socket_error)?;
+            loop {
+                match socket.finish_connect() {
+                    Ok(streams) => break streams,
+                    Err(ErrorCode::WouldBlock) => ready.wait_for().await,
+                    Err(code) => return Err(socket_error(code)),
+                }
+            }
+        };
+        Ok(Self::new(socket, input, output))
+    }
+
     fn new(socket: TcpSocket, input: InputStream, output: OutputStream) -> Self {
         Self {
             read_wait: None,

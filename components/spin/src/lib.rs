@@ -2,6 +2,8 @@
 //! streams its body back. Imports nothing but `wasi:*`, so `spin up`, `wasmtime serve` and any
 //! other WASI 0.2 HTTP host can run it.
 
+mod peers;
+
 use futures::SinkExt;
 use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
@@ -90,6 +92,10 @@ async fn send(response: http::Response<Body>, outparam: ResponseOutparam) {
     match body {
         Body::Full(bytes) => {
             let _ = sink.send(bytes).await;
+        }
+        // Only /visits/all: ask the peers, then send the rendered view.
+        Body::Cluster(view) => {
+            let _ = sink.send(view.render(&peers::gather(view.peers()))).await;
         }
         Body::Listing(mut listing) => {
             while let Ok(Some(chunk)) = listing.next_chunk() {
