@@ -221,25 +221,8 @@ pub fn render_html(this_pod: &str, reports: &[PeerReport]) -> String {
     } else {
         ""
     };
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>All replicas · {this_pod}</title>
-<style>
-  :root {{ color-scheme: light dark; font-family: system-ui, sans-serif; }}
-  body {{ margin: 2rem auto; max-width: 900px; padding: 0 1rem; }}
-  table {{ border-collapse: collapse; width: 100%; margin-top: 1.5rem; }}
-  td, th {{ border-bottom: 1px solid #8884; padding: .5rem; text-align: left; vertical-align: top; }}
-  .count {{ font-weight: 600; }}
-  tr.down td {{ color: #b91c1c; }}
-  svg text {{ font-size: 13px; fill: currentColor; }}
-</style>
-</head>
-<body>
-<h1>Visits across replicas</h1>
+    let body = format!(
+        r#"<h1>Visits across replicas</h1>
 <p>{total} visits in all. Asked by <code>{this_pod}</code>; each replica keeps its own log on its own volume.{hint}</p>
 {chart}
 <table>
@@ -247,11 +230,18 @@ pub fn render_html(this_pod: &str, reports: &[PeerReport]) -> String {
 <tbody>{rows}</tbody>
 </table>
 <p><a href="/">Visit again</a> · <a href="/visits">this replica's log</a></p>
-</body>
-</html>
 "#
-    )
+    );
+    crate::page::document(&format!("All replicas · {this_pod}"), CLUSTER_STYLE, &body)
 }
+
+const CLUSTER_STYLE: &str = "  body { margin: 2rem auto; max-width: 900px; padding: 0 1rem; }
+  table { border-collapse: collapse; width: 100%; margin-top: 1.5rem; }
+  td, th { border-bottom: 1px solid #8884; padding: .5rem; text-align: left; vertical-align: top; }
+  .count { font-weight: 600; }
+  tr.down td { color: #b91c1c; }
+  svg text { font-size: 13px; fill: currentColor; }
+";
 
 #[cfg(test)]
 mod tests {

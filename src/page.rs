@@ -11,6 +11,35 @@ pub struct VisitView<'a> {
     pub pod_name: &'a str,
 }
 
+/// A complete, self-contained HTML document: no external assets, since the component has no
+/// outbound network to fetch them with. `style` and `body` are inserted as they are.
+pub(crate) fn document(title: &str, style: &str, body: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+  :root {{ color-scheme: light dark; font-family: system-ui, sans-serif; }}
+{style}</style>
+</head>
+<body>
+{body}</body>
+</html>
+"#
+    )
+}
+
+const VISIT_STYLE: &str = "  body { margin: 0; min-height: 100vh; display: grid; place-items: center; }
+  main { padding: 2rem 2.5rem; border-radius: 12px; box-shadow: 0 2px 16px #0002; text-align: center; }
+  h1 { font-size: 1rem; font-weight: 500; margin: 0 0 .5rem; opacity: .7; }
+  time { display: block; font: 600 clamp(1.2rem, 4vw, 2rem) ui-monospace, monospace; }
+  p { margin: 1rem 0 0; }
+  code { font-family: ui-monospace, monospace; }
+";
+
 pub fn render(visit: &VisitView<'_>) -> String {
     let VisitView {
         moscow_time,
@@ -18,35 +47,17 @@ pub fn render(visit: &VisitView<'_>) -> String {
         pod_name,
     } = visit;
     let plural = if *count == 1 { "" } else { "s" };
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Moscow time · {pod_name}</title>
-<style>
-  :root {{ color-scheme: light dark; font-family: system-ui, sans-serif; }}
-  body {{ margin: 0; min-height: 100vh; display: grid; place-items: center; }}
-  main {{ padding: 2rem 2.5rem; border-radius: 12px; box-shadow: 0 2px 16px #0002; text-align: center; }}
-  h1 {{ font-size: 1rem; font-weight: 500; margin: 0 0 .5rem; opacity: .7; }}
-  time {{ display: block; font: 600 clamp(1.2rem, 4vw, 2rem) ui-monospace, monospace; }}
-  p {{ margin: 1rem 0 0; }}
-  code {{ font-family: ui-monospace, monospace; }}
-</style>
-</head>
-<body>
-<main>
+    let body = format!(
+        r#"<main>
   <h1>Current time in Moscow</h1>
   <time id="moscow-time" datetime="{moscow_time}">{moscow_time}</time>
   <p>Replica <code id="pod-name">{pod_name}</code> has recorded
      <strong id="visit-count">{count}</strong> visit{plural}.</p>
-  <p><a href="/visits">See this replica's log</a></p>
+  <p><a href="/visits">See this replica's log</a> · <a href="/visits/all">all replicas</a></p>
 </main>
-</body>
-</html>
 "#
-    )
+    );
+    document(&format!("Moscow time · {pod_name}"), VISIT_STYLE, &body)
 }
 
 #[cfg(test)]
