@@ -207,12 +207,9 @@ fn visits(request: &Request<RequestBody>, app: &App) -> Response<Body> {
             ListFormat::Text
         }
     });
-    let opened = app
-        .log
-        .count()
-        .and_then(|count| Ok((count, app.log.records(query.tail)?)));
-    match opened {
-        Ok((count, records)) => {
+    match app.log.records(query.tail) {
+        Ok(records) => {
+            let count = records.visit_count();
             let content_type = match format {
                 ListFormat::Text => "text/plain; charset=utf-8",
                 ListFormat::Json => "application/json",

@@ -72,6 +72,12 @@ def chart_default():
     return render_chart()
 
 
+@pytest.fixture(params=["kustomize", "chart"])
+def rendered(request, kustomized, chart_default):
+    """Each test that takes it runs on both renders."""
+    return kustomized if request.param == "kustomize" else chart_default
+
+
 @pytest.fixture(scope="session")
 def runtime_class_objects():
     return load_yaml_dir(ROOT / "runtime-class", exclude=("schema",))

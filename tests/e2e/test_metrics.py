@@ -40,9 +40,6 @@ def test_metrics_parse_and_follow_the_log(replica, tmp_path):
     assert scrape(replica)["visits"].samples[0].value == 3, "scraping records nothing"
 
 
-@pytest.fixture(params=["kustomize", "chart"])
-def rendered(request, kustomized, chart_default):
-    return kustomized if request.param == "kustomize" else chart_default
 
 
 def test_pods_carry_scrape_annotations_that_match_the_server(rendered):

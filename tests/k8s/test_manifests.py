@@ -129,11 +129,7 @@ def test_chart_values_are_documented_and_take_effect():
     assert claim["storageClassName"] == "fast"
 
 
-# --- cross-references, on both renders -------------------------------------------------
-
-@pytest.fixture(params=["kustomize", "chart"])
-def rendered(request, kustomized, chart_default):
-    return kustomized if request.param == "kustomize" else chart_default
+# --- cross-references, on both renders (the `rendered` fixture) ---------------------
 
 
 def container(sts):
