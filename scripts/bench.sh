@@ -14,4 +14,4 @@ build_components
 say "building the native baseline"
 cargo build --profile bench-native -p spin-visits-native >&2
 say "benchmarking"
-BENCH_COMMAND="scripts/bench.sh $*" exec "$TOOLS_DIR/bin/python" bench/run.py "$@"
+BENCH_COMMAND="scripts/bench.sh${*:+ $*}" exec "$TOOLS_DIR/bin/python" bench/run.py "$@"
