@@ -290,8 +290,7 @@ def main():
 
     report = [
         "# Benchmarks\n",
-        f"Written by `{os.environ.get('BENCH_COMMAND', 'python3 bench/run.py')}"
-        f"{' ' + shlex.join(sys.argv[1:]) if sys.argv[1:] else ''}` on "
+        f"Written by `{os.environ.get('BENCH_COMMAND') or shlex.join(['python3', 'bench/run.py', *sys.argv[1:]])}` on "
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.\n",
         f"Machine: {machine()}. Load: wrk on the same machine, loopback only.\n",
         "Runtime settings: the Spin component on `wasmtime serve -O pooling-allocator=y` (a fresh instance "
