@@ -69,6 +69,17 @@ pub enum RequestBody {
     Present,
 }
 
+impl RequestBody {
+    /// From a host that knows when a request body has ended (hyper's `is_end_stream`).
+    pub fn from_end_of_stream(ended: bool) -> Self {
+        if ended {
+            RequestBody::Empty
+        } else {
+            RequestBody::Present
+        }
+    }
+}
+
 /// What a request needs from the outside world.
 #[derive(Debug, Clone)]
 pub struct App {
@@ -200,13 +211,7 @@ fn visits(request: &Request<RequestBody>, app: &App) -> Response<Body> {
         Ok(query) => query,
         Err(reason) => return text(StatusCode::BAD_REQUEST, format!("{reason}\n"), pod),
     };
-    let format = query.format.unwrap_or_else(|| {
-        if accepts_json(request) {
-            ListFormat::Json
-        } else {
-            ListFormat::Text
-        }
-    });
+    let format = requested_format(&query, request);
     match app.log.records(query.tail) {
         Ok(records) => {
             let count = records.visit_count();
@@ -228,13 +233,7 @@ fn visits(request: &Request<RequestBody>, app: &App) -> Response<Body> {
 fn cluster_view(request: &Request<RequestBody>, app: &App) -> Response<Body> {
     let pod = app.config.pod_name.as_str();
     let format = match ListQuery::parse(request.uri().query().unwrap_or("")) {
-        Ok(query) => query.format.unwrap_or_else(|| {
-            if accepts_json(request) {
-                ListFormat::Json
-            } else {
-                ListFormat::Text
-            }
-        }),
+        Ok(query) => requested_format(&query, request),
         Err(reason) => return text(StatusCode::BAD_REQUEST, format!("{reason}\n"), pod),
     };
     let content_type = match format {
@@ -284,6 +283,15 @@ impl ListQuery {
         }
         Ok(parsed)
     }
+}
+
+/// `?format=` wins; otherwise JSON when the client accepts it, else text.
+fn requested_format(query: &ListQuery, request: &Request<RequestBody>) -> ListFormat {
+    query.format.unwrap_or(if accepts_json(request) {
+        ListFormat::Json
+    } else {
+        ListFormat::Text
+    })
 }
 
 /// Whether any `Accept` media range is `application/json` with a non-zero quality.

@@ -32,10 +32,8 @@ async fn main() -> anyhow::Result<()> {
                 let app = app.clone();
                 tokio::task::spawn_local(async move {
                     let service = service_fn(move |request: hyper::Request<Incoming>| {
-                        let request = request.map(|body| match body.is_end_stream() {
-                            true => RequestBody::Empty,
-                            false => RequestBody::Present,
-                        });
+                        let request = request
+                            .map(|body| RequestBody::from_end_of_stream(body.is_end_stream()));
                         let (parts, body) = spin_visits::handle(&request, &app).into_parts();
                         let bytes = body.into_bytes().unwrap_or_default();
                         let response =

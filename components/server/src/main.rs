@@ -57,10 +57,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(connection: Connection, app: Rc<App>) {
     let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-        let request = request.map(|body| match body.is_end_stream() {
-            true => RequestBody::Empty,
-            false => RequestBody::Present,
-        });
+        let request = request.map(|body| RequestBody::from_end_of_stream(body.is_end_stream()));
         let (parts, body) = spin_visits::handle(&request, &app).into_parts();
         async move {
             // Only /visits/all waits here: it asks the peers before rendering.

@@ -36,6 +36,13 @@ fn stream_error(err: StreamError) -> io::Error {
     }
 }
 
+fn wasi_address(addr: SocketAddrV4) -> IpSocketAddress {
+    IpSocketAddress::Ipv4(Ipv4SocketAddress {
+        port: addr.port(),
+        address: addr.ip().octets().into(),
+    })
+}
+
 /// A listening socket.
 pub struct Listener {
     // Declared before the socket: a pollable must be dropped before its parent resource.
@@ -48,10 +55,7 @@ impl Listener {
     pub async fn bind(addr: SocketAddrV4) -> io::Result<Self> {
         let socket = create_tcp_socket(IpAddressFamily::Ipv4).map_err(socket_error)?;
         let ready = AsyncPollable::new(socket.subscribe());
-        let local = IpSocketAddress::Ipv4(Ipv4SocketAddress {
-            port: addr.port(),
-            address: addr.ip().octets().into(),
-        });
+        let local = wasi_address(addr);
         socket
             .start_bind(&instance_network(), local)
             .map_err(socket_error)?;
@@ -127,10 +131,7 @@ pub struct Connection {
 impl Connection {
     pub async fn connect(addr: SocketAddrV4) -> io::Result<Self> {
         let socket = create_tcp_socket(IpAddressFamily::Ipv4).map_err(socket_error)?;
-        let remote = IpSocketAddress::Ipv4(Ipv4SocketAddress {
-            port: addr.port(),
-            address: addr.ip().octets().into(),
-        });
+        let remote = wasi_address(addr);
         // The pollable is dropped before the socket is moved into the connection.
         let (input, output) = {
             let ready = AsyncPollable::new(socket.subscribe());

@@ -6,7 +6,7 @@
 //! a sleep is a read of the monotonic clock and a push onto a list.
 
 use hyper::rt::{Sleep, Timer};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -78,7 +78,7 @@ impl Drop for TickSleep {
 #[derive(Default)]
 struct Ticker {
     sleepers: RefCell<Vec<(Instant, SharedWaker)>>,
-    running: RefCell<bool>,
+    running: Cell<bool>,
 }
 
 thread_local! {
@@ -111,7 +111,7 @@ impl Ticker {
                 }
             });
             if self.sleepers.borrow().is_empty() {
-                *self.running.borrow_mut() = false;
+                self.running.set(false);
                 return;
             }
         }

@@ -7,8 +7,8 @@ mod peers;
 use futures::SinkExt;
 use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
-// The streams types spin-sdk 5.2 binds to (its own pinned `wasi` crate).
 use spin_visits::{App, Body, RequestBody};
+// The streams types spin-sdk 5.2 binds to (its own pinned `wasi` crate).
 use wasi::io::streams::StreamError;
 
 #[http_component]
