@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
     let parsed: SocketAddrV4 = addr
         .parse()
         .with_context(|| format!("LISTEN_ADDR={addr} is not an IPv4 address and port"))?;
-    let listener = Listener::bind(parsed)
+    let listener = Listener::bind(parsed, 1024)
         .await
         .with_context(|| format!("cannot listen on LISTEN_ADDR={addr}"))?;
     let app = Rc::new(App::from_env());

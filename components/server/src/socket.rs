@@ -51,8 +51,9 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Binds and listens on an IPv4 address (pods and loopback are IPv4 here).
-    pub async fn bind(addr: SocketAddrV4) -> io::Result<Self> {
+    /// Binds and listens on an IPv4 address (pods and loopback are IPv4 here); `backlog`
+    /// connections may wait to be accepted (wasmtime's default is 128).
+    pub async fn bind(addr: SocketAddrV4, backlog: u64) -> io::Result<Self> {
         let socket = create_tcp_socket(IpAddressFamily::Ipv4).map_err(socket_error)?;
         let ready = AsyncPollable::new(socket.subscribe());
         let local = wasi_address(addr);
@@ -61,6 +62,9 @@ impl Listener {
             .map_err(socket_error)?;
         ready.wait_for().await;
         socket.finish_bind().map_err(socket_error)?;
+        socket
+            .set_listen_backlog_size(backlog)
+            .map_err(socket_error)?;
         socket.start_listen().map_err(socket_error)?;
         ready.wait_for().await;
         socket.finish_listen().map_err(socket_error)?;

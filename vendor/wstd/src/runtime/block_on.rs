@@ -24,28 +24,32 @@ where
     #[allow(unsafe_code)]
     let root_task = unsafe { reactor.spawn_unchecked(fut) };
 
+    // Rounds: run the tasks that were ready when the round began, then check the pollables
+    // once. Tasks woken during a round run in the next one, after that check. (Patched for
+    // spin-visits, see `PATCHED.md`: 0.6.8 checked every pending pollable after each task it
+    // ran, host work that grew with connections times requests.)
     loop {
-        match reactor.pop_ready_list() {
+        for _ in 0..reactor.ready_list_len() {
+            match reactor.pop_ready_list() {
+                Some(runnable) => {
+                    runnable.run();
+                }
+                None => break,
+            }
+        }
+        let idle = reactor.ready_list_is_empty();
+        if reactor.pending_pollables_is_empty() {
             // No more work is possible - only a pending pollable could
             // possibly create a runnable, and there are none.
-            None if reactor.pending_pollables_is_empty() => break,
-            // Block until a pending pollable puts something on the ready
-            // list.
-            None => reactor.block_on_pollables(),
-            Some(runnable) => {
-                // Run the task popped from the head of the ready list. If the
-                // task re-inserts itself onto the runlist during execution,
-                // last_run_awake is a hint that guarantees us the runlist is
-                // nonempty.
-                let last_run_awake = runnable.run();
-
-                // If any task is ready for running, we perform a nonblocking
-                // check of pollables, giving any tasks waiting on a pollable
-                // a chance to wake.
-                if last_run_awake || !reactor.ready_list_is_empty() {
-                    reactor.nonblock_check_pollables();
-                }
+            if idle {
+                break;
             }
+        } else if idle {
+            // Block until a pending pollable puts something on the ready list.
+            reactor.block_on_pollables();
+        } else {
+            // Give tasks waiting on a pollable a chance to wake before the next round.
+            reactor.nonblock_check_pollables();
         }
     }
     // Clear the singleton

@@ -5,7 +5,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 use slab::Slab;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use wasip2::io::poll::Pollable;
 
@@ -40,53 +40,85 @@ impl AsyncPollable {
     }
     /// Create a Future that waits for the Pollable's readiness.
     pub fn wait_for(&self) -> WaitFor {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
         WaitFor {
-            waitee: Waitee {
-                pollable: self.clone(),
-                unique,
-            },
-            needs_deregistration: false,
+            pollable: self.clone(),
+            registered: None,
         }
     }
 }
 
-#[derive(Debug, PartialEq, Eq, Hash, Clone)]
-struct Waitee {
-    /// This needs to be a reference counted registration, because it may outlive the AsyncPollable
-    /// &self that it was created from.
-    pollable: AsyncPollable,
-    unique: u64,
-}
-
 /// A Future that waits for the Pollable's readiness.
+///
+/// Patched (spin-visits, see `PATCHED.md`): the wait completes when the reactor's `poll`
+/// reports its pollable ready, without asking the host `ready()` again. The host answers at
+/// most a budget's worth of readiness checks between two suspensions (wasmtime runs the guest
+/// in one tokio task), so a second check can say "not ready" spuriously and livelock a busy
+/// guest; and the check on first registration almost never finds the pollable ready.
 #[must_use = "futures do nothing unless polled or .awaited"]
 #[derive(Debug)]
 pub struct WaitFor {
-    waitee: Waitee,
-    needs_deregistration: bool,
+    pollable: AsyncPollable,
+    /// This wait's place in the reactor's waiting list, while it is registered.
+    registered: Option<u64>,
 }
 impl Future for WaitFor {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let reactor = Reactor::current();
-        if reactor.ready(&self.as_ref().waitee, cx.waker()) {
-            Poll::Ready(())
-        } else {
-            self.as_mut().needs_deregistration = true;
-            Poll::Pending
+        match self.registered {
+            None => {
+                let seq = reactor.register(&self.pollable, cx.waker());
+                self.registered = Some(seq);
+                Poll::Pending
+            }
+            Some(seq) if reactor.rewake(seq, cx.waker()) => Poll::Pending,
+            // The reactor took it off the waiting list: `poll` reported it ready.
+            Some(_) => {
+                self.registered = None;
+                Poll::Ready(())
+            }
         }
     }
 }
 impl Drop for WaitFor {
     fn drop(&mut self) {
-        if self.needs_deregistration {
-            Reactor::current().deregister_waitee(&self.waitee)
+        if let Some(seq) = self.registered {
+            Reactor::current().deregister_wait(seq)
         }
     }
 }
+
+/// A registered wait: which pollable, and whom to wake.
+#[derive(Debug)]
+struct Wait {
+    pollable: AsyncPollable,
+    waker: Waker,
+}
+
+/// Waits not reported ready yet, oldest first. Readiness answers are rationed by the host and
+/// handed out in list order, so the longest waits go first; waits older than `IDLE_AFTER`
+/// (idle connections, mostly) are only passed to the host every `COLD_EVERY` while others
+/// are busy, so their cost does not grow with every turn of the loop.
+#[derive(Debug, Default)]
+struct Waits {
+    next_seq: u64,
+    by_seq: BTreeMap<u64, Wait>,
+    /// `(since, first seq registered at that time)`, oldest first: finds the idle prefix.
+    marks: VecDeque<(u64, u64)>,
+    /// The first seq that is not idle.
+    hot_from: u64,
+    /// The round clock: the monotonic clock when the pollables were last checked.
+    now: u64,
+    /// When idle waits are next included in a check.
+    cold_due: u64,
+    /// A clock pollable for `cold_due`, so a blocking poll wakes up for the idle waits.
+    cold_timer: Option<(u64, Pollable)>,
+}
+
+/// A wait with no answer for this long counts as idle.
+const IDLE_AFTER: u64 = 20_000_000;
+/// How often idle waits are checked while others are busy.
+const COLD_EVERY: u64 = 5_000_000;
 
 /// Manage async system resources for WASI 0.2
 #[derive(Debug, Clone)]
@@ -99,7 +131,7 @@ pub struct Reactor {
 #[derive(Debug)]
 struct InnerReactor {
     pollables: Mutex<Slab<Pollable>>,
-    wakers: Mutex<HashMap<Waitee, Waker>>,
+    waits: Mutex<Waits>,
     ready_list: Mutex<VecDeque<Runnable>>,
 }
 
@@ -122,7 +154,7 @@ impl Reactor {
         Self {
             inner: Arc::new(InnerReactor {
                 pollables: Mutex::new(Slab::new()),
-                wakers: Mutex::new(HashMap::new()),
+                waits: Mutex::new(Waits::default()),
                 ready_list: Mutex::new(VecDeque::new()),
             }),
         }
@@ -132,93 +164,118 @@ impl Reactor {
     /// Future pending on their readiness. This function returns indicating
     /// that set of pollables is not empty.
     pub(crate) fn pending_pollables_is_empty(&self) -> bool {
-        self.inner.wakers.lock().unwrap().is_empty()
+        self.inner.waits.lock().unwrap().by_seq.is_empty()
     }
 
     /// Block until at least one pending pollable is ready, waking a pending future.
     /// Precondition: self.nonempty_pending_pollables() is true.
     pub(crate) fn block_on_pollables(&self) {
-        self.check_pollables(|targets| {
-            debug_assert_ne!(
-                targets.len(),
-                0,
-                "Attempting to block on an empty list of pollables - without any pending work, no progress can be made and wasip2::io::poll::poll will trap"
-            );
-            wasip2::io::poll::poll(targets)
-
-        })
+        self.check_pollables(true)
     }
 
     /// Without blocking, check for any ready pollables and wake the
     /// associated futures.
     pub(crate) fn nonblock_check_pollables(&self) {
-        // If there are no pollables with associated pending futures, there is
-        // no work to do here, so return immediately.
         if self.pending_pollables_is_empty() {
             return;
         }
-        // Lazily create a pollable which always resolves to ready.
-        use std::sync::LazyLock;
-        static READY_POLLABLE: LazyLock<Pollable> =
-            LazyLock::new(|| wasip2::clocks::monotonic_clock::subscribe_duration(0));
-
-        self.check_pollables(|targets| {
-            // Create a new set of targets, with the addition of the ready
-            // pollable:
-            let ready_index = targets.len();
-            let mut new_targets = Vec::with_capacity(ready_index + 1);
-            new_targets.extend_from_slice(targets);
-            new_targets.push(&*READY_POLLABLE);
-
-            // Poll is now guaranteed to return immediately, because at least
-            // one member is ready:
-            let mut ready_list = wasip2::io::poll::poll(&new_targets);
-
-            // Erase our extra ready pollable from the ready list:
-            ready_list.retain(|e| *e != ready_index as u32);
-            ready_list
-        })
+        self.check_pollables(false)
     }
 
-    /// Common core of blocking and nonblocking pollable checks. Wakes any
-    /// futures which are pending on the pollables, according to the result of
-    /// the check_ready function.
-    /// Precondition: self.nonempty_pending_pollables() is true.
-    fn check_pollables<F>(&self, check_ready: F)
-    where
-        F: FnOnce(&[&Pollable]) -> Vec<u32>,
-    {
-        let wakers = self.inner.wakers.lock().unwrap();
-        let pollables = self.inner.pollables.lock().unwrap();
+    /// One `poll` of the waiting pollables: those it reports ready leave the waiting list and
+    /// their futures are woken. Idle waits are left out unless due (or nothing else waits).
+    fn check_pollables(&self, blocking: bool) {
+        use std::sync::LazyLock;
+        use wasip2::clocks::monotonic_clock;
+        // Lazily create a pollable which always resolves to ready.
+        static READY_POLLABLE: LazyLock<Pollable> =
+            LazyLock::new(|| monotonic_clock::subscribe_duration(0));
 
-        // We're about to wait for a number of pollables. When they wake we get
-        // the *indexes* back for the pollables whose events were available - so
-        // we need to be able to associate the index with the right waker.
-
-        // We start by iterating over the pollables, and keeping note of which
-        // pollable belongs to which waker
-        let mut indexed_wakers = Vec::with_capacity(wakers.len());
-        let mut targets = Vec::with_capacity(wakers.len());
-        for (waitee, waker) in wakers.iter() {
-            let pollable_index = waitee.pollable.0.key;
-            indexed_wakers.push(waker);
-            targets.push(&pollables[pollable_index.0]);
+        let mut waits = self.inner.waits.lock().unwrap();
+        let now = monotonic_clock::now();
+        waits.now = now;
+        // Waits registered before `now - IDLE_AFTER` are idle: drop their marks.
+        while waits
+            .marks
+            .front()
+            .is_some_and(|&(since, _)| since.saturating_add(IDLE_AFTER) <= now)
+        {
+            waits.marks.pop_front();
+            waits.hot_from = waits.marks.front().map_or(waits.next_seq, |&(_, seq)| seq);
         }
+        let hot_from = waits.hot_from;
+        let has_cold = waits.by_seq.range(..hot_from).next().is_some();
+        let has_hot = waits.by_seq.range(hot_from..).next().is_some();
+        let with_cold = has_cold && (now >= waits.cold_due || !has_hot);
+        if with_cold {
+            waits.cold_due = now + COLD_EVERY;
+        }
+        let start = if with_cold { 0 } else { hot_from };
 
-        // Now that we have that association, we're ready to check our targets for readiness.
-        // (This is either a wasi poll, or the nonblocking variant.)
-        let ready_indexes = check_ready(&targets);
+        let pollables = self.inner.pollables.lock().unwrap();
+        let mut seqs = Vec::new();
+        let mut targets = Vec::new();
+        for (&seq, wait) in waits.by_seq.range(start..) {
+            seqs.push(seq);
+            targets.push(&pollables[wait.pollable.0.key.0]);
+        }
+        if !blocking {
+            // Poll is now guaranteed to return immediately.
+            targets.push(&*READY_POLLABLE);
+        } else if has_cold && !with_cold {
+            let due = waits.cold_due;
+            if waits.cold_timer.as_ref().is_none_or(|(at, _)| *at != due) {
+                waits.cold_timer = Some((due, monotonic_clock::subscribe_instant(due)));
+            }
+            targets.push(&waits.cold_timer.as_ref().unwrap().1);
+        }
+        let ready = wasip2::io::poll::poll(&targets);
+        drop(targets);
+        drop(pollables);
 
-        // Once we have the indexes for which pollables are available, we need
-        // to convert it back to the right keys for the wakers. Earlier we
-        // established a positional index -> waker key relationship, so we can
-        // go right ahead and perform a lookup there.
-        let ready_wakers = ready_indexes
-            .into_iter()
-            .map(|index| indexed_wakers[index as usize]);
+        let mut fired = Vec::with_capacity(ready.len());
+        for index in ready {
+            if let Some(&seq) = seqs.get(index as usize) {
+                fired.extend(waits.by_seq.remove(&seq));
+            }
+        }
+        drop(waits);
+        // Woken (and dropped) outside the locks.
+        for wait in fired {
+            wait.waker.wake();
+        }
+    }
 
-        for waker in ready_wakers {
-            waker.wake_by_ref()
+    /// Adds a wait for `pollable`; returns its place in the waiting list.
+    fn register(&self, pollable: &AsyncPollable, waker: &Waker) -> u64 {
+        let mut waits = self.inner.waits.lock().unwrap();
+        let seq = waits.next_seq;
+        waits.next_seq += 1;
+        let since = waits.now;
+        if waits.marks.back().is_none_or(|&(at, _)| at != since) {
+            waits.marks.push_back((since, seq));
+        }
+        waits.by_seq.insert(
+            seq,
+            Wait {
+                pollable: pollable.clone(),
+                waker: waker.clone(),
+            },
+        );
+        seq
+    }
+
+    /// Updates a registered wait's waker; false once `poll` has reported it ready.
+    fn rewake(&self, seq: u64, waker: &Waker) -> bool {
+        let mut waits = self.inner.waits.lock().unwrap();
+        match waits.by_seq.get_mut(&seq) {
+            Some(wait) => {
+                if !wait.waker.will_wake(waker) {
+                    wait.waker = waker.clone();
+                }
+                true
+            }
+            None => false,
         }
     }
 
@@ -234,28 +291,10 @@ impl Reactor {
         pollables.remove(key.0);
     }
 
-    fn deregister_waitee(&self, waitee: &Waitee) {
-        let mut wakers = self.inner.wakers.lock().unwrap();
-        wakers.remove(waitee);
-    }
-
-    fn ready(&self, waitee: &Waitee, waker: &Waker) -> bool {
-        let ready = self
-            .inner
-            .pollables
-            .lock()
-            .unwrap()
-            .get(waitee.pollable.0.key.0)
-            .expect("only live EventKey can be checked for readiness")
-            .ready();
-        if !ready {
-            self.inner
-                .wakers
-                .lock()
-                .unwrap()
-                .insert(waitee.clone(), waker.clone());
-        }
-        ready
+    fn deregister_wait(&self, seq: u64) {
+        let removed = self.inner.waits.lock().unwrap().by_seq.remove(&seq);
+        // Dropped outside the lock: it may hold the last reference to its pollable.
+        drop(removed);
     }
 
     /// We need an unchecked spawn for implementing `block_on`, where the
@@ -299,6 +338,10 @@ impl Reactor {
 
     pub(super) fn pop_ready_list(&self) -> Option<Runnable> {
         self.inner.ready_list.lock().unwrap().pop_front()
+    }
+
+    pub(super) fn ready_list_len(&self) -> usize {
+        self.inner.ready_list.lock().unwrap().len()
     }
 
     pub(super) fn ready_list_is_empty(&self) -> bool {
