@@ -1,6 +1,7 @@
 //! Configuration from the WASI environment (not Spin variables), so the same component runs
 //! under `spin up`, `wasmtime serve` and runwasi alike.
 
+use crate::visit_log::Fsync;
 use std::path::PathBuf;
 
 pub const DEFAULT_DATA_DIR: &str = "/data";
@@ -15,6 +16,17 @@ pub struct Config {
     /// Every replica's `host:port`, this one included, for `/visits/all` (`PEERS`,
     /// comma-separated; on Kubernetes the headless Service's stable names).
     pub peers: Vec<String>,
+    /// When a visit is acknowledged (`APPEND_FSYNC`: `always`, after the data is synced, or
+    /// `no`, after the write). An unknown value means the safe default here; the server
+    /// component refuses to start on one (see `server_config`).
+    pub append_fsync: Fsync,
+}
+
+impl Default for Config {
+    /// What an empty environment gives.
+    fn default() -> Self {
+        Self::from_lookup(|_| None)
+    }
 }
 
 impl Config {
@@ -40,6 +52,9 @@ impl Config {
                         .map(str::to_owned)
                         .collect()
                 })
+                .unwrap_or_default(),
+            append_fsync: set("APPEND_FSYNC")
+                .and_then(|value| Fsync::parse(&value).ok())
                 .unwrap_or_default(),
         }
     }
@@ -74,6 +89,7 @@ mod tests {
             data_dir: "/data".into(),
             pod_name: "local".into(),
             peers: vec![],
+            append_fsync: Fsync::Always,
         };
         assert_eq!(config(&[]), expected);
         assert_eq!(config(&[("DATA_DIR", ""), ("POD_NAME", "")]), expected);
@@ -85,7 +101,9 @@ mod tests {
             ("DATA_DIR", "/mnt/claim"),
             ("POD_NAME", "visits-2"),
             ("PEERS", "visits-0.h:8080, visits-1.h:8080,,"),
+            ("APPEND_FSYNC", "no"),
         ]);
+        assert_eq!(c.append_fsync, Fsync::No);
         assert_eq!(c.data_dir, PathBuf::from("/mnt/claim"));
         assert_eq!(c.pod_name, "visits-2");
         assert_eq!(c.peers, ["visits-0.h:8080", "visits-1.h:8080"]);

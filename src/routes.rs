@@ -2,83 +2,20 @@
 //! It knows nothing of Spin or sockets; each entry point only converts types and pumps the
 //! body.
 
-use crate::cluster::{self, PeerReport};
+pub use crate::body::{Body, ClusterView, RequestBody};
+use crate::cluster;
 use crate::config::Config;
 use crate::listing::{ListFormat, Listing};
 use crate::metrics;
 use crate::page::{self, VisitView};
+use crate::query::{requested_format, ListQuery};
 use crate::record::{self, RECORD_LEN};
 use crate::visit_log::{LogError, VisitLog};
 use chrono::{DateTime, FixedOffset};
-use http::header::{HeaderValue, ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 
 pub const SERVED_BY: &str = "x-served-by";
-
-/// A response body: small ones whole, the log streamed, or the cluster view, which the
-/// entry point completes by asking the peers with its own outbound HTTP.
-#[derive(Debug)]
-pub enum Body {
-    Full(Vec<u8>),
-    Listing(Listing),
-    Cluster(ClusterView),
-}
-
-impl Body {
-    /// The whole body; for tests and small responses. A cluster view must be rendered with
-    /// its peers' answers first.
-    pub fn into_bytes(self) -> std::io::Result<Vec<u8>> {
-        match self {
-            Body::Full(bytes) => Ok(bytes),
-            Body::Listing(listing) => listing.collect(),
-            Body::Cluster(_) => Err(std::io::Error::other("the cluster view needs its peers")),
-        }
-    }
-}
-
-/// `/visits/all`, waiting for the peers' answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterView {
-    pod: String,
-    peers: Vec<String>,
-    format: ListFormat,
-}
-
-impl ClusterView {
-    /// The peers to ask for [`cluster::PEER_PATH`], as `host:port`.
-    pub fn peers(&self) -> &[String] {
-        &self.peers
-    }
-
-    /// The body, from one report per peer, in the order of [`ClusterView::peers`].
-    pub fn render(&self, reports: &[PeerReport]) -> Vec<u8> {
-        match self.format {
-            ListFormat::Json => cluster::render_json(&self.pod, reports),
-            ListFormat::Text => cluster::render_html(&self.pod, reports),
-        }
-        .into_bytes()
-    }
-}
-
-/// Whether the request came with a body. No route takes one, and a body on `GET /` must
-/// not slip through as a visit, so each entry point says what its host saw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RequestBody {
-    #[default]
-    Empty,
-    Present,
-}
-
-impl RequestBody {
-    /// From a host that knows when a request body has ended (hyper's `is_end_stream`).
-    pub fn from_end_of_stream(ended: bool) -> Self {
-        if ended {
-            RequestBody::Empty
-        } else {
-            RequestBody::Present
-        }
-    }
-}
 
 /// What a request needs from the outside world.
 #[derive(Debug, Clone)]
@@ -92,7 +29,7 @@ pub struct App {
 impl App {
     pub fn new(config: Config) -> Self {
         Self {
-            log: VisitLog::new(config.data_dir.clone()),
+            log: VisitLog::with_fsync(config.data_dir.clone(), config.append_fsync),
             config,
             clock: record::moscow_now,
         }
@@ -139,11 +76,74 @@ impl Route {
     }
 }
 
-/// Answers one request. The request body is never read: no route takes one.
+/// Answers one request, appending a visit on its own. The request body is never read: no
+/// route takes one.
 pub fn handle(request: &Request<RequestBody>, app: &App) -> Response<Body> {
+    match prepare(request, app) {
+        Prepared::Done(response) => response,
+        Prepared::Visit(visit) => {
+            let appended = app.log.append(visit.record());
+            visit.answer(appended.as_ref().copied(), app)
+        }
+    }
+}
+
+/// A request, answered or waiting for its visit to be written.
+#[derive(Debug)]
+pub enum Prepared {
+    Done(Response<Body>),
+    /// A valid visit: the caller appends its record, alone ([`handle`]) or together with
+    /// others (the server's group commit), then calls [`PendingVisit::answer`].
+    Visit(PendingVisit),
+}
+
+/// A visit whose record is not written yet.
+#[derive(Debug)]
+pub struct PendingVisit {
+    line: [u8; RECORD_LEN],
+}
+
+impl PendingVisit {
+    /// The line to append.
+    pub fn record(&self) -> &[u8; RECORD_LEN] {
+        &self.line
+    }
+
+    /// The answer once the append returned: the page with the visit's own count, or the
+    /// reason it was not recorded.
+    pub fn answer(self, appended: Result<u64, &LogError>, app: &App) -> Response<Body> {
+        let pod = app.config.pod_name.as_str();
+        match appended {
+            Ok(count) => {
+                let html = page::render(&VisitView {
+                    moscow_time: record::timestamp_text(&self.line),
+                    count,
+                    pod_name: pod,
+                });
+                respond(
+                    StatusCode::OK,
+                    "text/html; charset=utf-8",
+                    Body::Full(html.into_bytes()),
+                    pod,
+                )
+            }
+            Err(err) => log_error(err, pod),
+        }
+    }
+}
+
+/// Routes a request and answers everything but a visit, which needs its append first.
+pub fn prepare(request: &Request<RequestBody>, app: &App) -> Prepared {
+    Prepared::Done(match route(request, app) {
+        Ok(route) => route,
+        Err(visit) => return Prepared::Visit(visit),
+    })
+}
+
+fn route(request: &Request<RequestBody>, app: &App) -> Result<Response<Body>, PendingVisit> {
     let pod = app.config.pod_name.as_str();
     let Some(route) = Route::find(request.uri().path()) else {
-        return text(StatusCode::NOT_FOUND, "not found\n".into(), pod);
+        return Ok(text(StatusCode::NOT_FOUND, "not found\n".into(), pod));
     };
     if !route.allows(request.method()) {
         let mut response = text(
@@ -154,17 +154,21 @@ pub fn handle(request: &Request<RequestBody>, app: &App) -> Response<Body> {
         response
             .headers_mut()
             .insert(ALLOW, HeaderValue::from_static(route.allow()));
-        return response;
+        return Ok(response);
     }
     if *request.body() == RequestBody::Present {
-        return text(
+        return Ok(text(
             StatusCode::BAD_REQUEST,
             format!("{} takes no request body\n", request.uri().path()),
             pod,
-        );
+        ));
     }
-    match route {
-        Route::Visit => visit(app),
+    Ok(match route {
+        Route::Visit => {
+            return Err(PendingVisit {
+                line: record::record_line(&(app.clock)()),
+            })
+        }
         Route::Visits => visits(request, app),
         Route::Health => text(StatusCode::OK, "ok\n".into(), pod),
         Route::Ready => match app.log.check_writable() {
@@ -181,28 +185,7 @@ pub fn handle(request: &Request<RequestBody>, app: &App) -> Response<Body> {
             ),
             Err(err) => log_error(&err, pod),
         },
-    }
-}
-
-fn visit(app: &App) -> Response<Body> {
-    let pod = app.config.pod_name.as_str();
-    let line: [u8; RECORD_LEN] = record::record_line(&(app.clock)());
-    match app.log.append(&line) {
-        Ok(count) => {
-            let html = page::render(&VisitView {
-                moscow_time: record::timestamp_text(&line),
-                count,
-                pod_name: pod,
-            });
-            respond(
-                StatusCode::OK,
-                "text/html; charset=utf-8",
-                Body::Full(html.into_bytes()),
-                pod,
-            )
-        }
-        Err(err) => log_error(&err, pod),
-    }
+    })
 }
 
 fn visits(request: &Request<RequestBody>, app: &App) -> Response<Body> {
@@ -240,79 +223,8 @@ fn cluster_view(request: &Request<RequestBody>, app: &App) -> Response<Body> {
         ListFormat::Text => "text/html; charset=utf-8",
         ListFormat::Json => "application/json",
     };
-    let view = ClusterView {
-        pod: pod.to_owned(),
-        peers: app.config.peers.clone(),
-        format,
-    };
+    let view = ClusterView::new(pod.to_owned(), app.config.peers.clone(), format);
     respond(StatusCode::OK, content_type, Body::Cluster(view), pod)
-}
-
-/// `?tail=N` and `?format=json|text` on `/visits`; other parameters are ignored.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct ListQuery {
-    tail: Option<u64>,
-    format: Option<ListFormat>,
-}
-
-impl ListQuery {
-    fn parse(query: &str) -> Result<Self, String> {
-        let mut parsed = ListQuery::default();
-        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            match key {
-                "tail" => {
-                    let lines = value
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
-                        .ok_or_else(|| {
-                            format!("tail must be a whole number of lines, not {value:?}")
-                        })?;
-                    parsed.tail = Some(lines);
-                }
-                "format" => {
-                    parsed.format = Some(match value {
-                        "json" => ListFormat::Json,
-                        "text" => ListFormat::Text,
-                        _ => return Err(format!("format must be json or text, not {value:?}")),
-                    })
-                }
-                _ => {}
-            }
-        }
-        Ok(parsed)
-    }
-}
-
-/// `?format=` wins; otherwise JSON when the client accepts it, else text.
-fn requested_format(query: &ListQuery, request: &Request<RequestBody>) -> ListFormat {
-    query.format.unwrap_or(if accepts_json(request) {
-        ListFormat::Json
-    } else {
-        ListFormat::Text
-    })
-}
-
-/// Whether any `Accept` media range is `application/json` with a non-zero quality.
-fn accepts_json(request: &Request<RequestBody>) -> bool {
-    request
-        .headers()
-        .get_all(ACCEPT)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|range| {
-            let mut parts = range.split(';').map(str::trim);
-            let media = parts.next().unwrap_or("");
-            let refused = parts.any(|param| {
-                param
-                    .strip_prefix("q=")
-                    .and_then(|q| q.parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            media.eq_ignore_ascii_case("application/json") && !refused
-        })
 }
 
 fn log_error(err: &LogError, pod: &str) -> Response<Body> {
@@ -354,6 +266,8 @@ fn respond(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::PeerReport;
+    use http::header::ACCEPT;
     use std::path::Path;
 
     fn fixed_clock() -> DateTime<FixedOffset> {
@@ -366,7 +280,7 @@ mod tests {
             ..App::new(Config {
                 data_dir: dir.to_owned(),
                 pod_name: "visits-0".into(),
-                peers: vec![],
+                ..Config::default()
             })
         }
     }
@@ -550,19 +464,6 @@ mod tests {
             call(&app, Method::GET, "/visits?tail=99999999999", None).0,
             StatusCode::OK
         );
-    }
-
-    #[test]
-    fn accept_parsing() {
-        let accepts = |value: &str| {
-            let request = Request::builder().header(ACCEPT, value);
-            accepts_json(&request.body(RequestBody::Empty).unwrap())
-        };
-        assert!(accepts("application/json"));
-        assert!(accepts("text/html,Application/JSON; charset=utf-8"));
-        assert!(!accepts("application/json;q=0"));
-        assert!(!accepts("text/plain, */*"));
-        assert!(!accepts("application/jsonx"));
     }
 
     #[test]

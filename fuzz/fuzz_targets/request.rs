@@ -21,7 +21,7 @@ fuzz_target!(|input: (String, String)| {
     let app = App::new(Config {
         data_dir: dir.path().to_owned(),
         pod_name: "fuzz-0".into(),
-        peers: vec![],
+        ..Config::default()
     });
 
     let response = handle(&request, &app);

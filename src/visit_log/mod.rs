@@ -9,8 +9,7 @@
 //! - nothing reads the whole file into memory: counting is arithmetic on the file size,
 //!   the tail is found by reading backwards, and listing streams fixed-size chunks.
 
-use crate::record::{is_timestamp, RECORD_LEN, TIMESTAMP_LEN};
-use std::fmt;
+use crate::record::RECORD_LEN;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -21,64 +20,62 @@ const PROBE_FILE_NAME: &str = ".visits.txt.probe";
 /// Bytes read from disk at a time when listing or looking for the tail.
 const CHUNK_LEN: usize = 64 * 1024;
 
-/// Why the log cannot be used, in words an operator can act on.
-#[derive(Debug)]
-pub enum LogError {
-    /// The data directory is absent: the volume is not mounted where `DATA_DIR` says.
-    MissingDirectory(PathBuf),
-    /// The directory exists but refuses writes.
-    ReadOnly(PathBuf),
-    /// The volume has no space left for another line.
-    Full(PathBuf),
-    /// Anything else, with what was being done.
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
+mod error;
+mod read;
+
+pub use error::LogError;
+pub use read::Records;
+
+/// When an append counts as done (`APPEND_FSYNC`, after Redis's `appendfsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fsync {
+    /// Once the write returned: the line is in the page cache, so it survives the process
+    /// and the pod, not the node losing power.
+    No,
+    /// Once the data is synced to the volume (`sync-data`), one sync for a whole batch: it
+    /// survives power loss too.
+    #[default]
+    Always,
 }
 
-impl fmt::Display for LogError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Fsync {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value {
+            "always" => Ok(Fsync::Always),
+            "no" => Ok(Fsync::No),
+            _ => Err(format!("APPEND_FSYNC must be always or no, not {value:?}")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
         match self {
-            LogError::MissingDirectory(dir) => write!(
-                f,
-                "data directory {} does not exist: mount the volume there or set DATA_DIR",
-                dir.display()
-            ),
-            LogError::ReadOnly(dir) => write!(
-                f,
-                "data directory {} is read-only, so visits cannot be recorded \
-                 (under `spin up`, add --direct-mounts --allow-transient-write; on Kubernetes, \
-                 the claim must be writable by the pod's user, see fsGroup)",
-                dir.display()
-            ),
-            LogError::Full(dir) => write!(
-                f,
-                "the volume holding {} is full, so the visit was not recorded; \
-                 free space or grow the claim",
-                dir.display()
-            ),
-            LogError::Io {
-                action,
-                path,
-                source,
-            } => write!(f, "could not {action} {}: {source}", path.display()),
+            Fsync::Always => "always",
+            Fsync::No => "no",
         }
     }
 }
-
-impl std::error::Error for LogError {}
 
 /// The log of one replica.
 #[derive(Debug, Clone)]
 pub struct VisitLog {
     dir: PathBuf,
+    fsync: Fsync,
 }
 
 impl VisitLog {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self::with_fsync(dir, Fsync::default())
+    }
+
+    pub fn with_fsync(dir: impl Into<PathBuf>, fsync: Fsync) -> Self {
+        Self {
+            dir: dir.into(),
+            fsync,
+        }
+    }
+
+    pub fn fsync(&self) -> Fsync {
+        self.fsync
     }
 
     pub fn dir(&self) -> &Path {
@@ -91,6 +88,14 @@ impl VisitLog {
 
     /// Appends one record and returns the visit count that includes it.
     pub fn append(&self, record: &[u8; RECORD_LEN]) -> Result<u64, LogError> {
+        self.append_batch(std::slice::from_ref(record))
+    }
+
+    /// Appends records in one write (group commit) and returns the visit count that
+    /// includes the first; the others follow it one by one. All or none: a write the volume
+    /// takes only in part is cut back off, so a failed batch leaves no line of its own.
+    /// With [`Fsync::Always`] the data is synced before this returns.
+    pub fn append_batch(&self, records: &[[u8; RECORD_LEN]]) -> Result<u64, LogError> {
         let path = self.path();
         let mut file = OpenOptions::new()
             .read(true)
@@ -100,37 +105,52 @@ impl VisitLog {
             .map_err(|err| self.diagnose_write_failure("open", err))?;
         let size_before = file_len(&file, &path)?;
 
-        let mut line = Vec::with_capacity(RECORD_LEN + 1);
+        let mut lines = Vec::with_capacity(records.len() * RECORD_LEN + 1);
         if ends_mid_line(&mut file, size_before, &path)? {
-            line.push(b'\n');
+            lines.push(b'\n');
         }
-        line.extend_from_slice(record);
+        let prefix = lines.len() as u64;
+        lines.extend(records.iter().flatten());
 
         // One write call, never `write_all`: a retried remainder could land after another
         // instance's line and tear both.
-        match file.write(&line) {
-            Ok(written) if written == line.len() => {
-                Ok((size_before + written as u64) / RECORD_LEN as u64)
-            }
+        match file.write(&lines) {
+            Ok(written) if written == lines.len() => {}
             Ok(_) => {
-                self.cut_partial_write(&file, size_before);
-                Err(LogError::Full(self.dir.clone()))
+                self.cut_partial_write(&mut file, size_before, &lines);
+                return Err(LogError::Full(self.dir.clone()));
             }
             Err(err) => {
-                self.cut_partial_write(&file, size_before);
-                Err(self.diagnose_write_failure("append to", err))
+                self.cut_partial_write(&mut file, size_before, &lines);
+                return Err(self.diagnose_write_failure("append to", err));
             }
         }
+        if self.fsync == Fsync::Always {
+            file.sync_data().map_err(|source| LogError::Io {
+                action: "sync",
+                path,
+                source,
+            })?;
+        }
+        Ok((size_before + prefix + RECORD_LEN as u64) / RECORD_LEN as u64)
     }
 
-    /// Removes what a failed write left, but only while nobody else's whole record can
-    /// have landed after it (any complete append adds at least `RECORD_LEN` bytes).
-    fn cut_partial_write(&self, file: &File, size_before: u64) {
-        if let Ok(meta) = file.metadata() {
-            let grown = meta.len().saturating_sub(size_before);
-            if grown > 0 && grown < RECORD_LEN as u64 {
-                let _ = file.set_len(size_before);
-            }
+    /// Removes what a failed write left, but only bytes that are provably its own: the
+    /// file grew by less than the write and what it grew by is the write's beginning (with
+    /// O_APPEND, another instance's line landing first would sit there instead).
+    fn cut_partial_write(&self, file: &mut File, size_before: u64, lines: &[u8]) {
+        let Ok(meta) = file.metadata() else { return };
+        let grown = meta.len().saturating_sub(size_before);
+        if grown == 0 || grown >= lines.len() as u64 {
+            return;
+        }
+        let mut landed = vec![0; grown as usize];
+        let ours = file
+            .seek(SeekFrom::Start(size_before))
+            .and_then(|_| file.read_exact(&mut landed))
+            .is_ok_and(|()| landed == lines[..grown as usize]);
+        if ours {
+            let _ = file.set_len(size_before);
         }
     }
 
@@ -156,43 +176,6 @@ impl VisitLog {
                 source,
             }),
         }
-    }
-
-    /// Streams the records, oldest first, or only the last `tail` of them.
-    pub fn records(&self, tail: Option<u64>) -> Result<Records, LogError> {
-        let path = self.path();
-        let mut file = match File::open(&path) {
-            Ok(file) => file,
-            Err(err) if err.kind() == ErrorKind::NotFound => {
-                self.require_directory()?;
-                return Ok(Records::empty());
-            }
-            Err(source) => {
-                return Err(LogError::Io {
-                    action: "open",
-                    path,
-                    source,
-                })
-            }
-        };
-        let size = file_len(&file, &path)?;
-        let read_err = |source| LogError::Io {
-            action: "read",
-            path: path.clone(),
-            source,
-        };
-        let end = end_of_last_line(&mut file, size).map_err(read_err)?;
-        let start = match tail {
-            None => 0,
-            Some(lines) => start_of_last_lines(&mut file, end, lines).map_err(read_err)?,
-        };
-        file.seek(SeekFrom::Start(start)).map_err(read_err)?;
-        Ok(Records {
-            file: Some(file),
-            count: count_for_size(size),
-            remaining: end - start,
-            carry: Vec::new(),
-        })
     }
 
     /// Whether a visit could be recorded now, without recording one: the log opens for
@@ -320,108 +303,6 @@ fn ends_mid_line(file: &mut File, mut size: u64, path: &Path) -> Result<bool, Lo
     Ok(false)
 }
 
-/// The offset just past the last newline at or before `size`: a torn tail is not a line.
-fn end_of_last_line(file: &mut File, size: u64) -> io::Result<u64> {
-    let mut end = size;
-    let mut buf = vec![0u8; CHUNK_LEN.min(size as usize)];
-    while end > 0 {
-        let start = end.saturating_sub(buf.len() as u64);
-        let chunk = &mut buf[..(end - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(chunk)?;
-        if let Some(at) = chunk.iter().rposition(|&b| b == b'\n') {
-            return Ok(start + at as u64 + 1);
-        }
-        end = start;
-    }
-    Ok(0)
-}
-
-/// The offset where the last `lines` lines before `end` (a line boundary) begin.
-fn start_of_last_lines(file: &mut File, end: u64, lines: u64) -> io::Result<u64> {
-    if lines == 0 {
-        return Ok(end);
-    }
-    // The newline ending the last line is at end - 1; the line `lines` back starts just
-    // after the newline that precedes it, so we look for `lines` newlines before end - 1.
-    let mut newlines_to_find = lines;
-    let mut pos = end.saturating_sub(1);
-    let mut buf = vec![0u8; CHUNK_LEN];
-    while pos > 0 {
-        let start = pos.saturating_sub(CHUNK_LEN as u64);
-        let chunk = &mut buf[..(pos - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(chunk)?;
-        for (at, _) in chunk.iter().enumerate().rev().filter(|(_, &b)| b == b'\n') {
-            newlines_to_find -= 1;
-            if newlines_to_find == 0 {
-                return Ok(start + at as u64 + 1);
-            }
-        }
-        pos = start;
-    }
-    Ok(0)
-}
-
-/// The well-formed records of a range of the log, read a chunk at a time.
-#[derive(Debug)]
-pub struct Records {
-    file: Option<File>,
-    /// The log's visit count when it was opened, from the same size the range was cut by.
-    count: u64,
-    remaining: u64,
-    /// The start of a line whose end is in the next chunk.
-    carry: Vec<u8>,
-}
-
-impl Records {
-    fn empty() -> Self {
-        Self {
-            file: None,
-            count: 0,
-            remaining: 0,
-            carry: Vec::new(),
-        }
-    }
-
-    /// The replica's total visit count, as [`VisitLog::count`] would say at opening time;
-    /// saves `/visits` a second look at the file.
-    pub fn visit_count(&self) -> u64 {
-        self.count
-    }
-
-    /// Calls `each` with every well-formed timestamp (no newline) in the next chunk of the
-    /// file; `Ok(false)` once the range is exhausted. Malformed lines are skipped.
-    pub fn next_chunk(&mut self, mut each: impl FnMut(&[u8])) -> io::Result<bool> {
-        let Some(file) = self.file.as_mut() else {
-            return Ok(false);
-        };
-        if self.remaining == 0 {
-            return Ok(false);
-        }
-        let want = CHUNK_LEN.min(self.remaining as usize);
-        let mut chunk = std::mem::take(&mut self.carry);
-        let carried = chunk.len();
-        chunk.resize(carried + want, 0);
-        file.read_exact(&mut chunk[carried..])?;
-        self.remaining -= want as u64;
-
-        // The range ends on a newline, so only a chunk in the middle can end mid-line.
-        let complete = match chunk.iter().rposition(|&b| b == b'\n') {
-            Some(at) => at + 1,
-            None => 0,
-        };
-        for line in chunk[..complete].split(|&b| b == b'\n') {
-            if line.len() == TIMESTAMP_LEN && is_timestamp(line) {
-                each(line);
-            }
-        }
-        chunk.drain(..complete);
-        self.carry = chunk;
-        Ok(true)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,33 +341,6 @@ mod tests {
     }
 
     #[test]
-    fn lists_all_and_tails() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = VisitLog::new(dir.path());
-        for s in 0..50 {
-            log.append(&record(s)).unwrap();
-        }
-        let every = all(&log, None);
-        assert_eq!(every.len(), 50);
-        assert_eq!(all(&log, Some(3)), every[47..].to_vec());
-        assert_eq!(all(&log, Some(0)), Vec::<String>::new());
-        assert_eq!(all(&log, Some(50)), every);
-        assert_eq!(all(&log, Some(99_999_999_999)), every);
-    }
-
-    #[test]
-    fn streams_a_log_larger_than_one_chunk_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = VisitLog::new(dir.path());
-        let lines: Vec<[u8; RECORD_LEN]> = (0..5000).map(|i| record(i % 60)).collect();
-        fs::write(log.path(), lines.concat()).unwrap();
-        let listed = all(&log, None);
-        assert_eq!(listed.len(), 5000);
-        assert_eq!(all(&log, Some(4000)), listed[1000..].to_vec());
-        assert_eq!(log.count().unwrap(), 5000);
-    }
-
-    #[test]
     fn a_torn_tail_is_skipped_and_the_next_visit_starts_a_fresh_line() {
         let dir = tempfile::tempdir().unwrap();
         let log = VisitLog::new(dir.path());
@@ -510,6 +364,55 @@ mod tests {
             ]
         );
         assert_eq!(all(&log, Some(1)), ["2023-11-18 17:00:02.000000+03:00"]);
+    }
+
+    #[test]
+    fn a_batch_is_one_run_of_lines_counted_from_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = VisitLog::with_fsync(dir.path(), Fsync::No);
+        log.append(&record(1)).unwrap();
+        assert_eq!(
+            log.append_batch(&[record(2), record(3), record(4)])
+                .unwrap(),
+            2
+        );
+        assert_eq!(log.count().unwrap(), 4);
+        // After a torn tail the batch starts on a fresh line and still counts right.
+        OpenOptions::new()
+            .append(true)
+            .open(log.path())
+            .unwrap()
+            .write_all(b"2023-11")
+            .unwrap();
+        assert_eq!(log.append_batch(&[record(5), record(6)]).unwrap(), 5);
+        assert_eq!(all(&log, Some(2)).len(), 2);
+        assert_eq!(all(&log, None).len(), 6);
+    }
+
+    #[test]
+    fn a_partial_write_is_cut_only_when_the_bytes_are_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = VisitLog::new(dir.path());
+        log.append(&record(1)).unwrap();
+        let lines = [record(2), record(3)].concat();
+        let size_before = log.size_bytes().unwrap();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(log.path())
+            .unwrap();
+
+        file.write_all(&lines[..40]).unwrap();
+        log.cut_partial_write(&mut file, size_before, &lines);
+        assert_eq!(log.size_bytes().unwrap(), size_before, "its own bytes go");
+
+        file.write_all(&record(9)).unwrap();
+        log.cut_partial_write(&mut file, size_before, &lines);
+        assert_eq!(
+            log.size_bytes().unwrap(),
+            size_before + RECORD_LEN as u64,
+            "another instance's line stays"
+        );
     }
 
     #[test]

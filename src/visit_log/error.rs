@@ -1,0 +1,54 @@
+//! What can go wrong with the log, in words an operator can act on.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Why the log cannot be used, in words an operator can act on.
+#[derive(Debug)]
+pub enum LogError {
+    /// The data directory is absent: the volume is not mounted where `DATA_DIR` says.
+    MissingDirectory(PathBuf),
+    /// The directory exists but refuses writes.
+    ReadOnly(PathBuf),
+    /// The volume has no space left for another line.
+    Full(PathBuf),
+    /// Anything else, with what was being done.
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for LogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogError::MissingDirectory(dir) => write!(
+                f,
+                "data directory {} does not exist: mount the volume there or set DATA_DIR",
+                dir.display()
+            ),
+            LogError::ReadOnly(dir) => write!(
+                f,
+                "data directory {} is read-only, so visits cannot be recorded \
+                 (under `spin up`, add --direct-mounts --allow-transient-write; on Kubernetes, \
+                 the claim must be writable by the pod's user, see fsGroup)",
+                dir.display()
+            ),
+            LogError::Full(dir) => write!(
+                f,
+                "the volume holding {} is full, so the visit was not recorded; \
+                 free space or grow the claim",
+                dir.display()
+            ),
+            LogError::Io {
+                action,
+                path,
+                source,
+            } => write!(f, "could not {action} {}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for LogError {}
