@@ -7,60 +7,81 @@
 //! link the Spin entry, whose `incoming-handler` export would make runwasi run it as a proxy.
 
 mod body;
+mod commit;
 mod peers;
 mod socket;
 mod timer;
 
 use anyhow::Context as _;
+use async_lock::Semaphore;
 use body::HyperBody;
+use commit::Committer;
 use http_body::Body as _;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use socket::{Connection, Listener};
-use spin_visits::{App, Body, RequestBody};
+use socket::{Connection, Listener, Timeouts};
+use spin_visits::server_config::ServerConfig;
+use spin_visits::{App, Body, Prepared, RequestBody};
 use std::convert::Infallible;
-use std::net::SocketAddrV4;
 use std::rc::Rc;
-use std::time::Duration;
-use timer::WstdTimer;
-
-const DEFAULT_LISTEN_ADDR: &str = "0.0.0.0:8080";
-/// A client that has not sent a whole request head by then is dropped, so idle or slow
-/// connections cannot pile up.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+use std::sync::Arc;
 
 #[wstd::main]
 async fn main() -> anyhow::Result<()> {
-    let addr = std::env::var("LISTEN_ADDR").unwrap_or_else(|_| DEFAULT_LISTEN_ADDR.into());
-    let parsed: SocketAddrV4 = addr
-        .parse()
-        .with_context(|| format!("LISTEN_ADDR={addr} is not an IPv4 address and port"))?;
-    let listener = Listener::bind(parsed, 1024)
+    let config = ServerConfig::from_env().map_err(anyhow::Error::msg)?;
+    let addr = config.listen_addr;
+    let listener = Listener::bind(addr, config.listen_backlog)
         .await
         .with_context(|| format!("cannot listen on LISTEN_ADDR={addr}"))?;
     let app = Rc::new(App::from_env());
+    let committer = Committer::new(app.log.clone());
     // Tests and operators read the bound address from this line (port 0 picks a free one).
     println!(
-        "spin-visits-server: pod {} serving {} on http://{}",
+        "spin-visits-server: pod {} serving {} on http://{} (APPEND_FSYNC={}, MAX_CONNECTIONS={})",
         app.config.pod_name,
         app.config.data_dir.display(),
-        listener.local_addr()?
+        listener.local_addr()?,
+        app.log.fsync().name(),
+        config.max_connections,
     );
 
+    let timeouts = Timeouts {
+        idle: config.idle_timeout,
+        request: config.header_read_timeout,
+    };
+    // Past the limit, new connections wait in the listen backlog, not in the served set.
+    let slots = Arc::new(Semaphore::new(config.max_connections));
     loop {
-        match listener.accept().await {
-            Ok(connection) => wstd::runtime::spawn(serve(connection, app.clone())).detach(),
+        let slot = slots.acquire_arc().await;
+        match listener.accept(timeouts).await {
+            Ok(connection) => {
+                let (app, committer) = (app.clone(), committer.clone());
+                wstd::runtime::spawn(async move {
+                    serve(connection, app, committer).await;
+                    drop(slot);
+                })
+                .detach()
+            }
             Err(err) => eprintln!("spin-visits-server: accept failed: {err}"),
         }
     }
 }
 
-async fn serve(connection: Connection, app: Rc<App>) {
+async fn serve(connection: Connection, app: Rc<App>, committer: Rc<Committer>) {
     let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
         let request = request.map(|body| RequestBody::from_end_of_stream(body.is_end_stream()));
-        let (parts, body) = spin_visits::handle(&request, &app).into_parts();
+        let prepared = spin_visits::prepare(&request, &app);
+        let (app, committer) = (app.clone(), committer.clone());
         async move {
-            // Only /visits/all waits here: it asks the peers before rendering.
+            let (parts, body) = match prepared {
+                Prepared::Done(response) => response,
+                Prepared::Visit(visit) => {
+                    let appended = committer.append(*visit.record()).await;
+                    visit.answer(appended.as_ref().copied().map_err(Rc::as_ref), &app)
+                }
+            }
+            .into_parts();
+            // /visits/all waits for the peers before rendering.
             let body = match body {
                 Body::Cluster(view) => Body::Full(view.render(&peers::gather(view.peers()).await)),
                 other => other,
@@ -68,9 +89,10 @@ async fn serve(connection: Connection, app: Rc<App>) {
             Ok::<_, Infallible>(hyper::Response::from_parts(parts, HyperBody::from(body)))
         }
     });
+    // The connection enforces the idle and header-read timeouts itself (see `Timeouts`).
     let served = http1::Builder::new()
-        .timer(WstdTimer)
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .timer(timer::WstdTimer)
+        .header_read_timeout(None)
         .serve_connection(connection, service)
         .await;
     if let Err(err) = served {

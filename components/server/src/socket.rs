@@ -6,12 +6,14 @@
 //! waits registered on pollables that stay ready, which spun the reactor. Here every wait is
 //! one stored `WaitFor`, dropped the moment it fires.
 
-use hyper::rt::{Read, ReadBufCursor, Write};
+use crate::timer::WstdTimer;
+use hyper::rt::{Read, ReadBufCursor, Sleep, Timer, Write};
 use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 use wasip2::sockets::instance_network::instance_network;
 use wasip2::sockets::ip_name_lookup::resolve_addresses;
@@ -81,10 +83,13 @@ impl Listener {
         }
     }
 
-    pub async fn accept(&self) -> io::Result<Connection> {
+    /// The next connection, closed by the server when it breaks `timeouts`.
+    pub async fn accept(&self, timeouts: Timeouts) -> io::Result<Connection> {
         loop {
             match self.socket.accept() {
-                Ok((socket, input, output)) => return Ok(Connection::new(socket, input, output)),
+                Ok((socket, input, output)) => {
+                    return Ok(Connection::new(socket, input, output, timeouts))
+                }
                 Err(ErrorCode::WouldBlock) => self.ready.wait_for().await,
                 Err(code) => return Err(socket_error(code)),
             }
@@ -117,8 +122,34 @@ pub async fn resolve_ipv4(host: &str) -> io::Result<Ipv4Addr> {
     }
 }
 
+/// How long a served connection may keep the server waiting. hyper's own header-read timer
+/// starts when a connection goes idle, so it cannot tell an idle keep-alive connection from a
+/// slow request head; the connection tells them apart by whether a request has begun.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// No request for this long: the connection ends quietly (end of stream to hyper).
+    pub idle: Duration,
+    /// A request begun (its first byte read) but not answered this long after: an error.
+    pub request: Duration,
+}
+
+impl Timeouts {
+    /// For outgoing connections, whose callers bound them with their own deadline.
+    pub const NONE: Timeouts = Timeouts {
+        idle: Duration::MAX,
+        request: Duration::MAX,
+    };
+}
+
 /// One accepted or opened connection.
 pub struct Connection {
+    timeouts: Timeouts,
+    /// Whether a request has begun and not been answered yet.
+    in_request: bool,
+    /// The deadline of the current wait for bytes; armed when a read first has to wait.
+    deadline: Option<Pin<Box<dyn Sleep>>>,
+    /// Bytes were written since the last flush.
+    unflushed: bool,
     // Field order is drop order: waits, then pollables, then the streams they watch, then
     // the socket that owns the streams.
     read_wait: Option<WaitFor>,
@@ -150,11 +181,20 @@ impl Connection {
                 }
             }
         };
-        Ok(Self::new(socket, input, output))
+        Ok(Self::new(socket, input, output, Timeouts::NONE))
     }
 
-    fn new(socket: TcpSocket, input: InputStream, output: OutputStream) -> Self {
+    fn new(
+        socket: TcpSocket,
+        input: InputStream,
+        output: OutputStream,
+        timeouts: Timeouts,
+    ) -> Self {
         Self {
+            timeouts,
+            in_request: false,
+            deadline: None,
+            unflushed: false,
             read_wait: None,
             write_wait: None,
             readable: AsyncPollable::new(input.subscribe()),
@@ -180,6 +220,30 @@ impl Connection {
             }
         }
     }
+
+    /// While a read waits: whether its deadline has passed. An idle connection then ends
+    /// (zero bytes, which hyper takes as the client's goodbye); a started request fails.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let limit = if self.in_request {
+            self.timeouts.request
+        } else {
+            self.timeouts.idle
+        };
+        if limit == Duration::MAX {
+            return Poll::Pending;
+        }
+        let deadline = self.deadline.get_or_insert_with(|| WstdTimer.sleep(limit));
+        ready!(deadline.as_mut().poll(cx));
+        self.deadline = None;
+        Poll::Ready(if self.in_request {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no whole request within {} s", limit.as_secs()),
+            ))
+        } else {
+            Ok(())
+        })
+    }
 }
 
 impl Read for Connection {
@@ -191,7 +255,9 @@ impl Read for Connection {
         let this = &mut *self;
         loop {
             if let Some(wait) = this.read_wait.as_mut() {
-                ready!(Pin::new(wait).poll(cx));
+                if Pin::new(wait).poll(cx).is_pending() {
+                    return this.poll_deadline(cx);
+                }
                 this.read_wait = None;
             }
             let want = buf.remaining().min(READ_LEN) as u64;
@@ -199,6 +265,11 @@ impl Read for Connection {
                 // Nothing buffered yet: wait for the host to say there is.
                 Ok(bytes) if bytes.is_empty() => this.read_wait = Some(this.readable.wait_for()),
                 Ok(bytes) => {
+                    if !this.in_request {
+                        // A request begins: the idle deadline gives way to the request's.
+                        this.in_request = true;
+                        this.deadline = None;
+                    }
                     buf.put_slice(&bytes);
                     return Poll::Ready(Ok(()));
                 }
@@ -220,13 +291,23 @@ impl Write for Connection {
         let room = ready!(this.poll_writable(cx))?;
         let len = room.min(buf.len());
         this.output.write(&buf[..len]).map_err(stream_error)?;
+        this.unflushed = true;
+        // Answering ends the request: the next wait for bytes is an idle one.
+        this.in_request = false;
+        this.deadline = None;
         Poll::Ready(Ok(len))
     }
 
-    /// A flush completes when the stream accepts writes again.
+    /// A flush completes when the stream accepts writes again. hyper flushes on every pass
+    /// of its loop; with nothing written since the last one, that costs host calls for
+    /// nothing, so it is done at once.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if !this.unflushed && !this.flushing {
+            return Poll::Ready(Ok(()));
+        }
         if !this.flushing {
+            this.unflushed = false;
             this.output.flush().map_err(stream_error)?;
             this.flushing = true;
         }

@@ -1,0 +1,64 @@
+//! Group commit: the visits that arrive together go down in one write.
+//!
+//! A visit queues its record and waits. The first one queued spawns a flush, which runs in
+//! the reactor's next round, after every connection that was ready in this round has queued
+//! its own; it appends the whole queue in one write (and one sync, with `APPEND_FSYNC=always`)
+//! and answers each visit with its own line number, or every one with the same error. File
+//! calls block the component's one thread, so visits that arrive during a write form the next
+//! batch.
+
+use futures_channel::oneshot;
+use spin_visits::record::RECORD_LEN;
+use spin_visits::visit_log::{LogError, VisitLog};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+/// What a visit learns from its batch: its count, or why the batch was not recorded.
+pub type Appended = Result<u64, Rc<LogError>>;
+
+pub struct Committer {
+    log: VisitLog,
+    queue: RefCell<Vec<Queued>>,
+    flush_scheduled: Cell<bool>,
+}
+
+struct Queued {
+    record: [u8; RECORD_LEN],
+    reply: oneshot::Sender<Appended>,
+}
+
+impl Committer {
+    pub fn new(log: VisitLog) -> Rc<Self> {
+        Rc::new(Self {
+            log,
+            queue: RefCell::default(),
+            flush_scheduled: Cell::new(false),
+        })
+    }
+
+    /// Appends `record` with whatever else is queued in this round; returns once the write
+    /// (and sync) that carries it has returned.
+    pub async fn append(self: &Rc<Self>, record: [u8; RECORD_LEN]) -> Appended {
+        let (reply, answer) = oneshot::channel();
+        self.queue.borrow_mut().push(Queued { record, reply });
+        if !self.flush_scheduled.replace(true) {
+            let committer = self.clone();
+            wstd::runtime::spawn(async move { committer.flush() }).detach();
+        }
+        // The flush answers every queued visit before it is dropped.
+        answer.await.expect("every queued visit is answered")
+    }
+
+    fn flush(&self) {
+        self.flush_scheduled.set(false);
+        let batch = std::mem::take(&mut *self.queue.borrow_mut());
+        let records: Vec<[u8; RECORD_LEN]> = batch.iter().map(|queued| queued.record).collect();
+        let appended = self.log.append_batch(&records).map_err(Rc::new);
+        for (line, queued) in (0..).zip(batch) {
+            // A client that hung up has dropped its receiver; its line is on disk all the same.
+            let _ = queued
+                .reply
+                .send(appended.clone().map(|first| first + line));
+        }
+    }
+}
