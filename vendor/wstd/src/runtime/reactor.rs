@@ -113,12 +113,17 @@ struct Waits {
     cold_due: u64,
     /// A clock pollable for `cold_due`, so a blocking poll wakes up for the idle waits.
     cold_timer: Option<(u64, Pollable)>,
+    /// Counts checks; picks the window that goes first.
+    turn: usize,
 }
 
 /// A wait with no answer for this long counts as idle.
 const IDLE_AFTER: u64 = 20_000_000;
 /// How often idle waits are checked while others are busy.
 const COLD_EVERY: u64 = 5_000_000;
+/// Waits per `poll`: a ready TCP pollable spends two units of tokio's budget of 128 in
+/// wasmtime (a lock and the readiness), and each call also carries a clock pollable.
+const WINDOW: usize = 63;
 
 /// Manage async system resources for WASI 0.2
 #[derive(Debug, Clone)]
@@ -185,11 +190,7 @@ impl Reactor {
     /// One `poll` of the waiting pollables: those it reports ready leave the waiting list and
     /// their futures are woken. Idle waits are left out unless due (or nothing else waits).
     fn check_pollables(&self, blocking: bool) {
-        use std::sync::LazyLock;
         use wasip2::clocks::monotonic_clock;
-        // Lazily create a pollable which always resolves to ready.
-        static READY_POLLABLE: LazyLock<Pollable> =
-            LazyLock::new(|| monotonic_clock::subscribe_duration(0));
 
         let mut waits = self.inner.waits.lock().unwrap();
         let now = monotonic_clock::now();
@@ -213,32 +214,53 @@ impl Reactor {
         let start = if with_cold { 0 } else { hot_from };
 
         let pollables = self.inner.pollables.lock().unwrap();
-        let mut seqs = Vec::new();
-        let mut targets = Vec::new();
-        for (&seq, wait) in waits.by_seq.range(start..) {
-            seqs.push(seq);
-            targets.push(&pollables[wait.pollable.0.key.0]);
-        }
-        if !blocking {
-            // Poll is now guaranteed to return immediately.
-            targets.push(&*READY_POLLABLE);
-        } else if has_cold && !with_cold {
-            let due = waits.cold_due;
-            if waits.cold_timer.as_ref().is_none_or(|(at, _)| *at != due) {
-                waits.cold_timer = Some((due, monotonic_clock::subscribe_instant(due)));
+        let candidates: Vec<(u64, &Pollable)> = waits
+            .by_seq
+            .range(start..)
+            .map(|(&seq, wait)| (seq, &pollables[wait.pollable.0.key.0]))
+            .collect();
+        let mut fired_seqs = Vec::new();
+        // wasmtime answers a `poll` within tokio's cooperative budget (128 units, and a TCP
+        // pollable spends one or two), examining pollables lowest resource index first: one
+        // call over every wait would never look at the newest connections. So the waits go in
+        // windows that fit the budget, in an order that turns with every check, each with a
+        // fresh zero-duration clock pollable: it makes the call return at once, and makes
+        // wasmtime yield to tokio first, which refreshes the budget (wasmtime #13511).
+        let windows = candidates.chunks(WINDOW).collect::<Vec<_>>();
+        let first = waits.turn % windows.len().max(1);
+        waits.turn = waits.turn.wrapping_add(1);
+        for window in windows[first..].iter().chain(&windows[..first]) {
+            let now_ready = monotonic_clock::subscribe_duration(0);
+            let mut targets: Vec<&Pollable> = window.iter().map(|&(_, p)| p).collect();
+            targets.push(&now_ready);
+            for index in wasip2::io::poll::poll(&targets) {
+                if let Some(&(seq, _)) = window.get(index as usize) {
+                    fired_seqs.push(seq);
+                }
             }
-            targets.push(&waits.cold_timer.as_ref().unwrap().1);
         }
-        let ready = wasip2::io::poll::poll(&targets);
-        drop(targets);
+        if blocking && fired_seqs.is_empty() {
+            let mut targets: Vec<&Pollable> = candidates.iter().map(|&(_, p)| p).collect();
+            if has_cold && !with_cold {
+                let due = waits.cold_due;
+                if waits.cold_timer.as_ref().is_none_or(|(at, _)| *at != due) {
+                    waits.cold_timer = Some((due, monotonic_clock::subscribe_instant(due)));
+                }
+                targets.push(&waits.cold_timer.as_ref().unwrap().1);
+            }
+            for index in wasip2::io::poll::poll(&targets) {
+                if let Some(&(seq, _)) = candidates.get(index as usize) {
+                    fired_seqs.push(seq);
+                }
+            }
+        }
+        drop(candidates);
         drop(pollables);
 
-        let mut fired = Vec::with_capacity(ready.len());
-        for index in ready {
-            if let Some(&seq) = seqs.get(index as usize) {
-                fired.extend(waits.by_seq.remove(&seq));
-            }
-        }
+        let fired: Vec<Wait> = fired_seqs
+            .into_iter()
+            .filter_map(|seq| waits.by_seq.remove(&seq))
+            .collect();
         drop(waits);
         // Woken (and dropped) outside the locks.
         for wait in fired {
