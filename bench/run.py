@@ -7,7 +7,9 @@ Each figure is the median of several runs, with min and max. Traffic stays on lo
      component on wasmtime run, the native baseline, and the seed-style Flask app;
   2. GET /, /healthz and /visits?tail=100 latency as the log grows to a full 100Mi volume;
   3. GET /visits of a 100 MiB log: time, MB/s, and the runtime's peak memory;
-  4. each component's size, and time from starting the runtime to the first 200.
+  4. each component's size, and time from starting the runtime to the first 200;
+  5–7. load on one replica (bench/load.py): 16 to 1 024 connections, idle connections beside
+     active ones, and both durability settings, under wasmtime run, runwasi's shim and native.
 """
 
 import argparse
@@ -35,6 +37,8 @@ WASMTIME = os.environ.get("WASMTIME", "wasmtime")
 RECORD = b"2023-11-18 17:54:26.913511+03:00\n"
 FULL_VOLUME_LINES = 3_200_000  # 100Mi / 33 bytes
 CHECKS = []  # (target, measured, met), filled in by the steps
+# Sections 1-6 measure serving, so visits are not synced; section 7 prices the sync.
+SERVING_FSYNC = "no"
 
 
 def free_port():
@@ -55,7 +59,8 @@ class Target:
         argv = self.command(self.addr, data_dir) + list(extra)
         self.started_at = time.perf_counter()
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        env={**os.environ, "DATA_DIR": str(data_dir),
+                                        env={**os.environ, "APPEND_FSYNC": SERVING_FSYNC,
+                                             "DATA_DIR": str(data_dir),
                                              "LISTEN_ADDR": self.addr, "POD_NAME": "bench-0"})
         self.first_200 = wait_for_200(f"http://{self.addr}/healthz") - self.started_at
         return self
@@ -70,7 +75,8 @@ class Target:
 
 
 def wasm_args(data_dir):
-    return ["-S", "cli=y", "--dir", f"{data_dir}::/data", "--env", "POD_NAME=bench-0"]
+    return ["-S", "cli=y", "--dir", f"{data_dir}::/data", "--env", "POD_NAME=bench-0",
+            "--env", f"APPEND_FSYNC={SERVING_FSYNC}"]
 
 
 def spin_target(pooling=True, precompiled=None, cold=False):
@@ -286,7 +292,16 @@ def main():
     parser.add_argument("--seconds", type=int, default=10, help="length of each visit-path run")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure")
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--only", choices=["load"], help="run one step and print its section (nothing written)")
     args = parser.parse_args()
+    if args.only == "load":
+        import load
+        report = []
+        load.step(args, report)
+        print("\n".join(report))
+        for target, measured, met in CHECKS:
+            print(f"{'met' if met else 'MISSED'}: {target}: {measured}")
+        return
 
     report = [
         "# Benchmarks\n",
@@ -297,11 +312,15 @@ def main():
         "per request, the default for WASI 0.2 components); the server component on `wasmtime run` (one "
         "long-lived instance); the native baseline is the crate's own handler behind hyper on a "
         "single-threaded tokio runtime, built with opt-level 3; the seed app is Flask on waitress (4 "
-        "threads). Components are built with the release profile (opt-level s, LTO, panic=abort).\n",
+        "threads). Components are built with the release profile (opt-level s, LTO, panic=abort). "
+        "`APPEND_FSYNC=no` in sections 1–6 (answer after the write); section 7 measures both policies.\n",
     ]
     for step in (visit_path, log_growth, read_whole_log, size_and_start):
         print(step.__name__, flush=True)
         step(args, report)
+    # Load on one replica (connections, idle connections, durability): bench/load.py.
+    import load
+    load.step(args, report)
     report.append("## Targets\n")
     report.append("| target | measured | met |")
     report.append("|---|---|---|")
@@ -314,4 +333,6 @@ def main():
 
 
 if __name__ == "__main__":
+    # The step modules import this one as `run`: let them share its CHECKS.
+    sys.modules.setdefault("run", sys.modules["__main__"])
     main()

@@ -1,0 +1,86 @@
+"""The server component as a node runs it: the project's image (Dockerfile, built by buildah)
+in a private containerd with runwasi's wasmtime shim, one container per replica on the host's
+network with the data directory bind-mounted at /data. containerd's lifecycle and cleanup are
+the node-runtime test's (tests/k8s/node_runtime.py).
+"""
+
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from run import ROOT, free_port, wait_for_200
+
+sys.path.insert(0, str(ROOT / "tests" / "k8s"))
+import node_runtime  # noqa: E402
+
+IMAGE = "localhost/spin-visits:bench"
+# Why the node runtime was left out, for the report.
+missing = None
+
+
+class NodeRuntime:
+    name = "server component (runwasi shim)"
+
+    @classmethod
+    def find(cls):
+        """The node runtime, set up once, or None (and `missing` says why)."""
+        global missing
+        if getattr(cls, "instance", None) or missing:
+            return getattr(cls, "instance", None)
+        shim = os.environ.get(node_runtime.SHIM_ENV) or shutil.which(node_runtime.SHIM)
+        if not shim:
+            missing = f"`{node_runtime.SHIM}` is not on PATH (CI and scripts/bench.sh put ../shared/bin there)"
+        elif os.geteuid() != 0:
+            missing = "containerd needs root"
+        elif not all(shutil.which(tool) for tool in ("containerd", "ctr", "buildah")):
+            missing = "containerd, ctr or buildah is not installed"
+        if missing:
+            print(f"  node runtime left out: {missing}", flush=True)
+            return None
+        cls.instance = cls(Path(shim).resolve())
+        return cls.instance
+
+    def __init__(self, shim):
+        self.base = Path(tempfile.mkdtemp(prefix="spin-visits-bench-node-"))
+        archive = self.base / "image.tar"
+        buildah = ["buildah", "--storage-driver", "vfs", "--root", str(self.base / "buildah"),
+                   "--runroot", str(self.base / "buildah-run")]
+        subprocess.run(buildah + ["bud", "--quiet", "--platform", "wasi/wasm", "-t", IMAGE, str(ROOT)],
+                       check=True, capture_output=True)
+        subprocess.run(buildah + ["push", "--quiet", IMAGE, f"oci-archive:{archive}:{IMAGE}"],
+                       check=True, capture_output=True)
+        subprocess.run(buildah + ["rmi", "--all", "--force"], capture_output=True)
+        self.containerd = node_runtime.Containerd(self.base / "containerd", shim)
+        atexit.register(self.close)
+        self.containerd.import_image(archive)
+
+    def start(self, data_dir, env):
+        self.addr = f"127.0.0.1:{free_port()}"
+        self.id = f"bench-{uuid.uuid4().hex[:8]}"
+        # The pod's user owns its claim on a node (fsGroup); here the directory is root's.
+        os.chmod(data_dir, 0o777)
+        envs = [arg for key, value in {"POD_NAME": "bench-0", "LISTEN_ADDR": self.addr, **env}.items()
+                for arg in ("--env", f"{key}={value}")]
+        self.containerd.ctr("run", "-d", "--runtime", node_runtime.RUNTIME, "--platform", "wasi/wasm",
+                            "--net-host", "--mount", f"type=bind,src={data_dir},dst=/data,options=rbind:rw",
+                            *envs, IMAGE, self.id)
+        wait_for_200(f"http://{self.addr}/healthz")
+
+    def stop(self):
+        ctr = self.containerd.ctr
+        ctr("task", "kill", "-s", "SIGKILL", self.id, check=False)
+        for _ in range(100):
+            if ctr("task", "delete", self.id, check=False).returncode == 0:
+                break
+            time.sleep(0.1)
+        ctr("container", "delete", self.id, check=False)
+
+    def close(self):
+        self.containerd.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
