@@ -7,6 +7,7 @@
 //! link the Spin entry, whose `incoming-handler` export would make runwasi run it as a proxy.
 
 mod body;
+mod lookup;
 mod peers;
 mod socket;
 mod timer;
@@ -62,7 +63,7 @@ async fn serve(connection: Connection, app: Rc<App>) {
         async move {
             // Only /visits/all waits here: it asks the peers before rendering.
             let body = match body {
-                Body::Cluster(view) => Body::Full(view.render(&peers::gather(view.peers()).await)),
+                Body::Cluster(view) => Body::Full(view.render(&lookup::gather(view.peers()).await)),
                 other => other,
             };
             Ok::<_, Infallible>(hyper::Response::from_parts(parts, HyperBody::from(body)))
