@@ -14,6 +14,7 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ NAMESPACE = "spin-visits-test"
 # Debian's containerd 1.6 ctr has no `run --user`, so pods run from a full spec
 # (`ctr run --config`) built on ctr's own default spec.
 FS_GROUP_MODE = 0o2775
+CGROUP_PARENT = f"spin-visits-test-{os.getpid()}"
 
 
 def shim_or_skip():
@@ -130,8 +132,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             os.kill(pid, signal.SIGKILL)
         for mount in reversed(mounts):
             subprocess.run(["umount", "-l", mount], check=False)
-        assert not (mounts or shims or leftovers), \
-            f"left behind: mounts {mounts}, shim processes {shims}, snapshots {leftovers}"
+        cgroups = sorted(Path("/sys/fs/cgroup").glob(f"**/{CGROUP_PARENT}/*"))
+        for parent in Path("/sys/fs/cgroup").glob(f"**/{CGROUP_PARENT}"):
+            for child in parent.iterdir():
+                if child.is_dir():
+                    child.rmdir()
+            parent.rmdir()
+        assert not (mounts or shims or leftovers or [c for c in cgroups if c.is_dir()]), \
+            f"left behind: mounts {mounts}, shim processes {shims}, snapshots {leftovers}, cgroups {cgroups}"
 
 
 def mounts_under(base):
@@ -222,26 +230,34 @@ class Pod:
             self.rootfs.rmdir()
 
 
-def pod_spec(base_spec, entrypoint, sts, pod_name, claim, hosts, listen_addr, claim_read_only=False):
-    """The OCI spec the kubelet would ask for, from the rendered StatefulSet."""
-    spec = json.loads(json.dumps(base_spec))
-    pod = sts["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+def pod_env(sts, pod_name, listen_addr):
+    """The env the kubelet gives a pod of the StatefulSet: literal values, and the downward
+    API's metadata.name. Pods share this node's loopback instead of each having its own
+    network namespace, so each listens on its own loopback address (the pod IP it would
+    have), on the manifest's port unless that is taken here; peers are asked on that port."""
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    env = {}
     for var in container["env"]:
         if "value" in var:
             env[var["name"]] = var["value"]
         elif var["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name":
             env[var["name"]] = pod_name
-    # Pods share this node's loopback instead of each having its own network namespace,
-    # so each listens on its own loopback address (the pod IP it would have), on the
-    # manifest's port unless that is taken here; peers are then asked on the same port.
     manifest_port = env["LISTEN_ADDR"].rsplit(":", 1)[1]
     port = listen_addr.rsplit(":", 1)[1]
     env["LISTEN_ADDR"] = listen_addr
     for name in ("PEERS", "PEER_SERVICE"):
         if name in env:
             env[name] = env[name].replace(f":{manifest_port}", f":{port}")
+    return env
+
+
+def pod_spec(base_spec, entrypoint, sts, pod_name, claim, hosts, listen_addr, claim_read_only=False):
+    """The OCI spec the kubelet would ask for, from the rendered StatefulSet."""
+    spec = json.loads(json.dumps(base_spec))
+    pod = sts["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    env.update(pod_env(sts, pod_name, listen_addr))
     process = spec["process"]
     process["env"] = [f"{k}={v}" for k, v in env.items()]
     process["args"] = list(entrypoint) + list(container.get("args", []))
@@ -254,6 +270,9 @@ def pod_spec(base_spec, entrypoint, sts, pod_name, claim, hosts, listen_addr, cl
     process["noNewPrivileges"] = not container_security["allowPrivilegeEscalation"]
     spec["root"] = {"path": "rootfs", "readonly": container_security.get("readOnlyRootFilesystem", False)}
     spec["hostname"] = pod_name
+    # ctr's default spec puts every container in one cgroup ("/default"), and killing one
+    # task then kills them all: each pod gets its own, under one parent per test run.
+    spec["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{pod_name}-{uuid.uuid4().hex[:8]}"
     # --net-host: the node's network namespace.
     spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"] if ns["type"] != "network"]
     (claim_template,) = sts["spec"]["volumeClaimTemplates"]
@@ -264,6 +283,10 @@ def pod_spec(base_spec, entrypoint, sts, pod_name, claim, hosts, listen_addr, cl
         # The kubelet mounts a hosts file into every container; here it also stands in for
         # the cluster DNS that names the headless Service's pods.
         {"destination": "/etc/hosts", "type": "bind", "source": str(hosts), "options": ["rbind", "ro"]},
+        # Cluster DNS answers with every pod's address; a hosts file gives them all only with
+        # glibc's "multi on", which the scratch image has no host.conf to say.
+        {"destination": "/etc/host.conf", "type": "bind", "source": str(host_conf(hosts)),
+         "options": ["rbind", "ro"]},
     ]
     return spec
 
@@ -273,6 +296,12 @@ def make_claim(path, fs_group):
     path.mkdir(parents=True)
     os.chown(path, 0, fs_group)
     os.chmod(path, FS_GROUP_MODE)
+    return path
+
+
+def host_conf(hosts):
+    path = hosts.with_name("host.conf")
+    path.write_text("multi on\n")
     return path
 
 

@@ -16,6 +16,7 @@ import pytest
 from conftest import ROOT, one, tool, wait_until
 from node_runtime import (Containerd, common_port, image_config, make_claim, pod_spec,
                           shim_or_skip, write_hosts)
+from scaling import check_scaling
 
 IMAGE = "localhost/spin-visits:node-test"
 VISITS = {"visits-0": 4, "visits-1": 7, "visits-2": 2}
@@ -65,6 +66,9 @@ def cluster(node, kustomized, tmp_path):
 
         def claim(self, name):
             return tmp_path / f"data-{name}"
+
+        def publish(self, names):
+            write_hosts(hosts, sts["spec"]["serviceName"], {name: addresses[name] for name in names})
 
         def start(self, name, container_id=None, read_only=False, claim=None):
             claim = claim or self.claim(name)
@@ -121,6 +125,8 @@ def test_replicas_on_the_node_runtime(cluster):
     os.kill(lost.task_pid(), signal.SIGKILL)
     assert wait_until(lambda: lost.get_or_none("/healthz") is None, 10)
     lost.remove()
+    for name in ("visits-0", "visits-2"):
+        assert pods[name].get("/healthz")[0] == 200, f"{name} outlives its peer's kill"
     again = cluster.start("visits-1", container_id="visits-1-rescheduled")
     status, _, body = again.get("/visits")
     assert status == 200 and body == before
@@ -161,3 +167,15 @@ def test_a_claim_the_pods_user_cannot_write_is_a_clear_503(cluster, tmp_path):
     status, _, body = pod.get("/")
     assert status == 503 and "fsGroup" in body, body
     assert not (claim / "visits.txt").exists()
+
+
+def test_scaling_is_seen_without_a_manifest_edit(cluster, kustomized):
+    """3 -> 5 -> 2 -> 3 replicas, claims retained; /visits/all sees exactly the live ones,
+    found through the headless Service's name as the shim resolves it."""
+    assert check_scaling(
+        start=cluster.start,
+        stop=lambda pod: pod.remove(),
+        publish=cluster.publish,
+        claim_lines=lambda name: lines(cluster.claim(name)),
+        sts_name=one(kustomized, "StatefulSet")["metadata"]["name"],
+    ) == [3, 5, 2, 3]
