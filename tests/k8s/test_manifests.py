@@ -30,7 +30,8 @@ def validate_strictly(objects, tmp_path, name):
 
 
 def test_kustomize_output_validates_strictly(kustomized, tmp_path):
-    assert sorted(o["kind"] for o in kustomized) == ["Service", "Service", "StatefulSet"]
+    assert sorted(o["kind"] for o in kustomized) == [
+        "NetworkPolicy", "PodDisruptionBudget", "Service", "Service", "StatefulSet"]
     validate_strictly(kustomized, tmp_path, "kustomize")
 
 
