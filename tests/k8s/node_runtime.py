@@ -104,8 +104,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         self.ctr("images", "import", "--all-platforms", str(archive))
 
     def pod(self, spec, image, container_id):
-        pod = Pod(self, spec, image, container_id)
+        pod = Pod(self, container_id)
+        # Recorded before it starts, so a failed start is cleaned up too.
         self.pods.append(pod)
+        pod.start(spec, image)
         return pod
 
     def stop(self):
@@ -126,19 +128,22 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         else:
             leftovers = []
         self.log.close()
-        mounts = [m for m in mounts_under(self.base)]
+        mounts = mounts_under(self.base)
         shims = shims_of(self.socket)
         for pid in shims:
             os.kill(pid, signal.SIGKILL)
         for mount in reversed(mounts):
             subprocess.run(["umount", "-l", mount], check=False)
-        cgroups = sorted(Path("/sys/fs/cgroup").glob(f"**/{CGROUP_PARENT}/*"))
-        for parent in Path("/sys/fs/cgroup").glob(f"**/{CGROUP_PARENT}"):
-            for child in parent.iterdir():
-                if child.is_dir():
-                    child.rmdir()
-            parent.rmdir()
-        assert not (mounts or shims or leftovers or [c for c in cgroups if c.is_dir()]), \
+        # cgroup v1 keeps one tree per controller, v2 one tree.
+        parents = [*Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT}"),
+                   *Path("/sys/fs/cgroup").glob(CGROUP_PARENT)]
+        cgroups = sorted(child for parent in parents for child in parent.iterdir() if child.is_dir())
+        for directory in [*cgroups, *parents]:
+            try:
+                directory.rmdir()
+            except OSError:
+                pass  # still in use: reported below
+        assert not (mounts or shims or leftovers or cgroups), \
             f"left behind: mounts {mounts}, shim processes {shims}, snapshots {leftovers}, cgroups {cgroups}"
 
 
@@ -164,9 +169,13 @@ def shims_of(socket_path):
 class Pod:
     """One pod's container on the node runtime."""
 
-    def __init__(self, containerd, spec, image, container_id):
+    def __init__(self, containerd, container_id):
         self.containerd, self.id = containerd, container_id
         self.rootfs = containerd.base / "rootfs" / container_id
+        self.removed = False
+
+    def start(self, spec, image):
+        containerd, container_id = self.containerd, self.id
         self.rootfs.mkdir(parents=True)
         # The image's snapshot, writable only so the runtime can create mount points in it;
         # the spec marks the root read-only as readOnlyRootFilesystem asks.
@@ -174,7 +183,6 @@ class Pod:
         spec["root"] = {"path": str(self.rootfs), "readonly": spec["root"]["readonly"]}
         path = containerd.base / f"{container_id}.json"
         path.write_text(json.dumps(spec, indent=1))
-        self.removed = False
         containerd.ctr("run", "-d", "--runtime", RUNTIME, "--config", str(path), container_id)
         env = dict(e.split("=", 1) for e in spec["process"]["env"])
         self.address = env["LISTEN_ADDR"]
@@ -226,7 +234,7 @@ class Pod:
             time.sleep(0.1)
         ctr("container", "delete", self.id, check=False)
         ctr("images", "unmount", "--rm", str(self.rootfs), check=False)
-        if not mounts_under(self.rootfs):
+        if self.rootfs.exists() and not mounts_under(self.rootfs):
             self.rootfs.rmdir()
 
 
