@@ -247,7 +247,7 @@ pub fn render_html(this_pod: &str, reports: &[PeerReport]) -> String {
     let chart = bar_chart(reports);
     let total = total(reports);
     let hint = if reports.is_empty() {
-        " No peers are configured: set PEER_SERVICE to the headless Service's name:port, or PEERS to every replica's host:port."
+        " No peers are configured: set PEERS to every replica's host:port (the server component also takes PEER_SERVICE, the headless Service's name:port)."
     } else {
         ""
     };

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import Replica, one
 from node_runtime import common_port, pod_env, write_hosts
-from scaling import check_scaling
+from scaling import check_scaling, view
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="private mount namespaces need root")
 
@@ -49,3 +49,24 @@ def test_scaling_is_seen_without_a_manifest_edit(kustomized, replicas, tmp_path)
         claim_lines=lambda name: (tmp_path / f"data-{name}" / "visits.txt").read_text().splitlines(),
         sts_name=sts["metadata"]["name"],
     ) == [3, 5, 2, 3]
+
+
+def test_peers_overrides_the_service_and_an_unknown_name_is_shown_down(replicas, tmp_path):
+    hosts = tmp_path / "hosts"
+    write_hosts(hosts, "visits-headless", {"visits-0": "127.0.0.2", "visits-1": "127.0.0.3"})
+    port = common_port(8080, ["127.0.0.2", "127.0.0.3"])
+
+    def start(name, address, **env):
+        claim = tmp_path / name
+        claim.mkdir()
+        env = {"POD_NAME": name, "LISTEN_ADDR": f"{address}:{port}", **env}
+        return replicas(hosts, claim, "/data", env, kind=HostsReplica)
+
+    service = f"visits-headless:{port}"
+    start("visits-1", "127.0.0.3", PEER_SERVICE=service)
+    pinned = start("visits-0", "127.0.0.2", PEER_SERVICE=service, PEERS=f"127.0.0.2:{port}")
+    assert [r["pod"] for r in view(pinned)["replicas"]] == ["visits-0"], "PEERS wins"
+
+    lost = start("visits-9", "127.0.0.4", PEER_SERVICE=f"no-such-service.invalid:{port}")
+    (report,) = view(lost)["replicas"]
+    assert not report["up"] and "cannot resolve no-such-service.invalid" in report["reason"], report
