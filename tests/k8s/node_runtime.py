@@ -23,7 +23,10 @@ RUNTIME = "io.containerd.wasmtime.v1"
 SHIM = "containerd-shim-wasmtime-v1"
 # Where a user points the tests at a shim that is not on PATH.
 SHIM_ENV = "WASMTIME_SHIM"
-NAMESPACE = "spin-visits-test"
+# One per test run: the shim keeps per-namespace state under /run/containerd/wasmtime/, shared
+# by every containerd on the machine.
+NAMESPACE = f"spin-visits-test-{os.getpid()}"
+SHIM_STATE = Path("/run/containerd/wasmtime") / NAMESPACE
 # Debian's containerd 1.6 ctr has no `run --user`, so pods run from a full spec
 # (`ctr run --config`) built on ctr's own default spec.
 FS_GROUP_MODE = 0o2775
@@ -143,8 +146,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
                 directory.rmdir()
             except OSError:
                 pass  # still in use: reported below
-        assert not (mounts or shims or leftovers or cgroups), \
-            f"left behind: mounts {mounts}, shim processes {shims}, snapshots {leftovers}, cgroups {cgroups}"
+        shim_state = sorted(SHIM_STATE.iterdir()) if SHIM_STATE.exists() else []
+        if SHIM_STATE.exists() and not shim_state:
+            SHIM_STATE.rmdir()
+        assert not (mounts or shims or leftovers or cgroups or shim_state), \
+            f"left behind: mounts {mounts}, shim processes {shims}, snapshots {leftovers}, " \
+            f"cgroups {cgroups}, shim state {shim_state}"
 
 
 def mounts_under(base):
