@@ -34,7 +34,8 @@ for target in log_reader request; do
   grep -E "^Done [0-9]+ runs" "$log"
 done
 
-# buildah builds the node image without a Docker engine; chromium renders the page.
-need_apt buildah chromium
-say "pytest tests/k8s tests/e2e (manifests, image, StatefulSet rehearsal, metrics, browser)"
+# buildah builds the node image without a Docker engine; containerd runs it with runwasi's
+# shim (tests/k8s/test_node_runtime.py, when the shim is on PATH); chromium renders the page.
+need_apt buildah containerd chromium
+say "pytest tests/k8s tests/e2e (manifests, image, node runtime, StatefulSet rehearsal, metrics, browser)"
 pytest -q tests/k8s tests/e2e

@@ -4,6 +4,7 @@
 //! renders the answers. A peer that is down is shown as down, not as an error.
 
 use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// The path each peer is asked: its last visits, with its count and name in headers.
 pub const PEER_PATH: &str = "/visits?tail=5";
@@ -70,6 +71,35 @@ impl PeerReport {
             },
         }
     }
+}
+
+/// The peers behind a headless Service: every address its name resolves to, once each, in
+/// address order, as `ip:port`. Each answer names its pod (`x-served-by`), so addresses are
+/// all the view needs; a scaled StatefulSet shows up as more (or fewer) addresses.
+pub fn discovered_peers(addresses: &[Ipv4Addr], port: u16) -> Vec<String> {
+    let mut addresses = addresses.to_vec();
+    addresses.sort_unstable();
+    addresses.dedup();
+    addresses
+        .into_iter()
+        .map(|ip| SocketAddrV4::new(ip, port).to_string())
+        .collect()
+}
+
+/// Discovered peers come in address order, which says nothing to a reader: show replicas in
+/// pod order (`visits-2` before `visits-10`), and any that are down after them.
+pub fn sort_by_pod(reports: &mut [PeerReport]) {
+    fn key(report: &PeerReport) -> (bool, String, u64, String) {
+        match &report.state {
+            PeerState::Up { pod, .. } => {
+                let stem = pod.trim_end_matches(|c: char| c.is_ascii_digit());
+                let ordinal = pod[stem.len()..].parse().unwrap_or(0);
+                (false, stem.to_owned(), ordinal, pod.clone())
+            }
+            PeerState::Down { .. } => (true, String::new(), 0, report.peer.clone()),
+        }
+    }
+    reports.sort_by_cached_key(key);
 }
 
 /// Peer-supplied text goes into HTML and JSON; keep it to the characters pod names use.
@@ -217,7 +247,7 @@ pub fn render_html(this_pod: &str, reports: &[PeerReport]) -> String {
     let chart = bar_chart(reports);
     let total = total(reports);
     let hint = if reports.is_empty() {
-        " No peers are configured: set PEERS to every replica's host:port."
+        " No peers are configured: set PEERS to every replica's host:port (the server component also takes PEER_SERVICE, the headless Service's name:port)."
     } else {
         ""
     };
@@ -278,6 +308,38 @@ mod tests {
             PeerState::Down {
                 reason: "answered 503".into()
             }
+        );
+    }
+
+    #[test]
+    fn discovered_peers_are_each_address_once_in_order() {
+        let ip = |last| Ipv4Addr::new(127, 0, 0, last);
+        assert_eq!(
+            discovered_peers(&[ip(10), ip(2), ip(3), ip(2)], 8080),
+            ["127.0.0.2:8080", "127.0.0.3:8080", "127.0.0.10:8080"]
+        );
+        assert!(discovered_peers(&[], 8080).is_empty());
+    }
+
+    #[test]
+    fn replicas_are_shown_in_pod_order_down_last() {
+        let mut reports = vec![
+            PeerReport::down("127.0.0.9:8080", "refused"),
+            up("visits-10", 1),
+            up("visits-2", 1),
+            up("visits-0", 1),
+        ];
+        sort_by_pod(&mut reports);
+        let order: Vec<_> = reports
+            .iter()
+            .map(|r| match &r.state {
+                PeerState::Up { pod, .. } => pod.as_str(),
+                PeerState::Down { .. } => r.peer.as_str(),
+            })
+            .collect();
+        assert_eq!(
+            order,
+            ["visits-0", "visits-2", "visits-10", "127.0.0.9:8080"]
         );
     }
 

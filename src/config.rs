@@ -60,6 +60,45 @@ impl Config {
     }
 }
 
+/// `PEER_SERVICE`: the headless Service's `name:port`, resolved on every `/visits/all` so
+/// the view follows `kubectl scale` without a manifest edit (the server component only;
+/// `PEERS`, when set, overrides it). Kept apart from [`Config`] so it adds no field that every
+/// `Config` literal would have to name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerService {
+    pub host: String,
+    pub port: u16,
+}
+
+impl PeerService {
+    /// `Ok(None)` when unset or empty; `Err` with the reason when it is not `name:port`.
+    pub fn from_env() -> Result<Option<Self>, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
+        let Some(value) = lookup("PEER_SERVICE").filter(|v| !v.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let value = value.trim();
+        value
+            .rsplit_once(':')
+            .and_then(|(host, port)| {
+                let port = port.parse().ok().filter(|port| *port != 0)?;
+                let host_ok = !host.is_empty()
+                    && host
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'));
+                host_ok.then(|| Self {
+                    host: host.to_owned(),
+                    port,
+                })
+            })
+            .map(Some)
+            .ok_or_else(|| format!("PEER_SERVICE={value} is not a name:port"))
+    }
+}
+
 /// Pod names are DNS subdomains; anything else is replaced so the name is always safe in a
 /// header value, in HTML and in JSON without escaping.
 fn sanitize_pod_name(name: &str) -> String {
@@ -107,6 +146,38 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/mnt/claim"));
         assert_eq!(c.pod_name, "visits-2");
         assert_eq!(c.peers, ["visits-0.h:8080", "visits-1.h:8080"]);
+    }
+
+    fn peer_service(value: Option<&str>) -> Result<Option<PeerService>, String> {
+        PeerService::from_lookup(|name| {
+            assert_eq!(name, "PEER_SERVICE");
+            value.map(str::to_owned)
+        })
+    }
+
+    #[test]
+    fn peer_service_is_a_name_and_port() {
+        assert_eq!(peer_service(None), Ok(None));
+        assert_eq!(peer_service(Some(" ")), Ok(None));
+        assert_eq!(
+            peer_service(Some(" visits-headless.default.svc.cluster.local:8080 ")),
+            Ok(Some(PeerService {
+                host: "visits-headless.default.svc.cluster.local".into(),
+                port: 8080
+            }))
+        );
+        for bad in [
+            "visits-headless",
+            ":8080",
+            "h:0",
+            "h:99999",
+            "h:x",
+            "a b:1",
+            "h/x:1",
+        ] {
+            let err = peer_service(Some(bad)).unwrap_err();
+            assert!(err.contains(bad.trim()), "{err}");
+        }
     }
 
     #[test]

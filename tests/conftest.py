@@ -103,7 +103,7 @@ class Replica:
         def drain():
             for line in self.process.stdout:
                 self.output.append(line)
-                match = re.search(r"http://(127\.0\.0\.1:\d+)", line)
+                match = re.search(r"http://(127\.\d+\.\d+\.\d+:\d+)", line)
                 if match and not bound.is_set():
                     self.address = match.group(1)
                     bound.set()

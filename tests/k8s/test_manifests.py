@@ -30,7 +30,8 @@ def validate_strictly(objects, tmp_path, name):
 
 
 def test_kustomize_output_validates_strictly(kustomized, tmp_path):
-    assert sorted(o["kind"] for o in kustomized) == ["Service", "Service", "StatefulSet"]
+    assert sorted(o["kind"] for o in kustomized) == [
+        "NetworkPolicy", "PodDisruptionBudget", "Service", "Service", "StatefulSet"]
     validate_strictly(kustomized, tmp_path, "kustomize")
 
 
@@ -199,19 +200,22 @@ def test_ports_line_up(rendered):
         assert c[probe]["httpGet"]["port"] in (port["name"], port["containerPort"])
 
 
-def test_peers_are_every_pod_by_its_stable_name(rendered):
+def test_peers_are_found_through_the_headless_service(rendered):
+    """Scaling must not need a manifest edit: the pods resolve the headless Service, which
+    names every pod, on each /visits/all. PEERS would override it, so it is not set."""
     sts = one(rendered, "StatefulSet")
-    c = container(sts)
-    port = c["ports"][0]["containerPort"]
-    expected = [f"{sts['metadata']['name']}-{i}.{sts['spec']['serviceName']}:{port}"
-                for i in range(sts["spec"]["replicas"])]
-    assert env_of(c)["PEERS"]["value"].split(",") == expected
+    env = env_of(container(sts))
+    assert "PEERS" not in env
+    headless = one(rendered, "Service", sts["spec"]["serviceName"])
+    assert headless["spec"]["publishNotReadyAddresses"] is True
+    (port,) = headless["spec"]["ports"]
+    assert env["PEER_SERVICE"]["value"] == f"{headless['metadata']['name']}:{port['port']}"
+    assert port["port"] == container(sts)["ports"][0]["containerPort"]
 
 
-def test_chart_peers_follow_the_replica_count():
-    sts = one(render_chart({"replicas": 5}, name="lab"), "StatefulSet")
-    peers = env_of(container(sts))["PEERS"]["value"].split(",")
-    assert peers == [f"lab-{i}.lab-headless:8080" for i in range(5)]
+def test_chart_peer_service_follows_the_name_and_port():
+    sts = one(render_chart({"replicas": 5, "containerPort": 9090}, name="lab"), "StatefulSet")
+    assert env_of(container(sts))["PEER_SERVICE"]["value"] == "lab-headless:9090"
 
 
 def test_probes_are_the_health_routes(rendered):

@@ -16,13 +16,3 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
-
-{{/* Every replica by its stable name through the headless Service, for /visits/all. */}}
-{{- define "spin-visits.peers" -}}
-{{- $name := include "spin-visits.fullname" . -}}
-{{- $peers := list -}}
-{{- range $i := until (int .Values.replicas) -}}
-{{- $peers = append $peers (printf "%s-%d.%s-headless:%d" $name $i $name (int $.Values.containerPort)) -}}
-{{- end -}}
-{{- join "," $peers -}}
-{{- end -}}

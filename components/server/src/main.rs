@@ -8,6 +8,7 @@
 
 mod body;
 mod commit;
+mod lookup;
 mod peers;
 mod socket;
 mod timer;
@@ -83,7 +84,7 @@ async fn serve(connection: Connection, app: Rc<App>, committer: Rc<Committer>) {
             .into_parts();
             // /visits/all waits for the peers before rendering.
             let body = match body {
-                Body::Cluster(view) => Body::Full(view.render(&peers::gather(view.peers()).await)),
+                Body::Cluster(view) => Body::Full(view.render(&lookup::gather(view.peers()).await)),
                 other => other,
             };
             Ok::<_, Infallible>(hyper::Response::from_parts(parts, HyperBody::from(body)))

@@ -1,0 +1,351 @@
+"""A node without a kubelet: a private containerd running runwasi's wasmtime shim, and pods of
+the rendered StatefulSet turned into OCI specs the way the kubelet would (env with the
+downward API's POD_NAME, the claim bind-mounted at its mountPath, /etc/hosts, the security
+contexts). Everything it starts is recorded so `Containerd.stop` can undo it and check that
+nothing is left."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+RUNTIME = "io.containerd.wasmtime.v1"
+SHIM = "containerd-shim-wasmtime-v1"
+# Where a user points the tests at a shim that is not on PATH.
+SHIM_ENV = "WASMTIME_SHIM"
+# One per test run: the shim keeps per-namespace state under /run/containerd/wasmtime/, shared
+# by every containerd on the machine.
+NAMESPACE = f"spin-visits-test-{os.getpid()}"
+SHIM_STATE = Path("/run/containerd/wasmtime") / NAMESPACE
+# Debian's containerd 1.6 ctr has no `run --user`, so pods run from a full spec
+# (`ctr run --config`) built on ctr's own default spec.
+FS_GROUP_MODE = 0o2775
+CGROUP_PARENT = f"spin-visits-test-{os.getpid()}"
+
+
+def shim_or_skip():
+    path = os.environ.get(SHIM_ENV) or shutil.which(SHIM)
+    if not path or not os.access(path, os.X_OK):
+        pytest.skip(f"no node runtime: {SHIM} is not on PATH and {SHIM_ENV} is unset "
+                    "(CI puts ../shared/bin on PATH; see runtime-class/ to install the shim)")
+    if os.geteuid() != 0:
+        pytest.skip("the node-runtime test runs containerd and mounts, so it needs root (as CI has)")
+    for tool in ("containerd", "ctr", "buildah"):
+        if not shutil.which(tool):
+            pytest.fail(f"{tool} not found: run scripts/test.sh, which installs it")
+    return Path(path).resolve()
+
+
+def image_config(archive):
+    """The image config (entrypoint, env) from an OCI archive, as a runtime reads it."""
+    with tarfile.open(archive) as tar:
+        read = lambda name: json.load(tar.extractfile(name))  # noqa: E731
+        blob = lambda digest: read("blobs/" + digest.replace(":", "/"))  # noqa: E731
+        (entry,) = read("index.json")["manifests"]
+        return blob(blob(entry["digest"])["config"]["digest"])["config"]
+
+
+class Containerd:
+    """containerd with its own root, state, sockets and config under `base`."""
+
+    def __init__(self, base, shim):
+        self.base = base
+        self.socket = base / "containerd.sock"
+        self.pods = []
+        bin_dir = base / "bin"
+        bin_dir.mkdir(parents=True)
+        # containerd finds a runtime's shim by name on its PATH.
+        (bin_dir / SHIM).symlink_to(shim)
+        config = base / "config.toml"
+        config.write_text(f"""version = 2
+root = "{base}/root"
+state = "{base}/state"
+# No CRI: nothing here should touch the node's CNI, images or ports.
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{self.socket}"
+[ttrpc]
+  address = "{self.socket}.ttrpc"
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{base}/opt"
+""")
+        env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+        self.log = open(base / "containerd.log", "w")
+        self.process = subprocess.Popen(["containerd", "--config", str(config)], env=env,
+                                        stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        deadline = time.monotonic() + 20
+        while self.ctr("version", check=False).returncode != 0:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise AssertionError("containerd did not start: " + self.logs())
+            time.sleep(0.1)
+
+    def logs(self):
+        return (self.base / "containerd.log").read_text()
+
+    def ctr(self, *args, check=True):
+        result = subprocess.run(["ctr", "-a", str(self.socket), "-n", NAMESPACE, *args],
+                                capture_output=True, text=True, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"ctr {' '.join(args)}: {result.stdout}{result.stderr}")
+        return result
+
+    def import_image(self, archive):
+        self.ctr("images", "import", "--all-platforms", str(archive))
+
+    def pod(self, spec, image, container_id):
+        pod = Pod(self, container_id)
+        # Recorded before it starts, so a failed start is cleaned up too.
+        self.pods.append(pod)
+        pod.start(spec, image)
+        return pod
+
+    def stop(self):
+        """Removes every container, task, rootfs mount and snapshot, stops containerd, and
+        fails if anything it started is still there."""
+        for pod in self.pods:
+            pod.remove()
+        if self.process.poll() is None:
+            for image in self.ctr("images", "ls", "-q", check=False).stdout.split():
+                self.ctr("images", "rm", "--sync", image, check=False)
+            leftovers = self.ctr("snapshots", "ls", check=False).stdout.splitlines()[1:]
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        else:
+            leftovers = []
+        self.log.close()
+        mounts = mounts_under(self.base)
+        shims = shims_of(self.socket)
+        for pid in shims:
+            os.kill(pid, signal.SIGKILL)
+        for mount in reversed(mounts):
+            subprocess.run(["umount", "-l", mount], check=False)
+        # cgroup v1 keeps one tree per controller, v2 one tree.
+        parents = [*Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT}"),
+                   *Path("/sys/fs/cgroup").glob(CGROUP_PARENT)]
+        cgroups = sorted(child for parent in parents for child in parent.iterdir() if child.is_dir())
+        for directory in [*cgroups, *parents]:
+            try:
+                directory.rmdir()
+            except OSError:
+                pass  # still in use: reported below
+        shim_state = sorted(SHIM_STATE.iterdir()) if SHIM_STATE.exists() else []
+        if SHIM_STATE.exists() and not shim_state:
+            SHIM_STATE.rmdir()
+        assert not (mounts or shims or leftovers or cgroups or shim_state), \
+            f"left behind: mounts {mounts}, shim processes {shims}, snapshots {leftovers}, " \
+            f"cgroups {cgroups}, shim state {shim_state}"
+
+
+def mounts_under(base):
+    with open("/proc/self/mountinfo") as info:
+        return [line.split()[4] for line in info if line.split()[4].startswith(str(base))]
+
+
+def shims_of(socket_path):
+    """Shim processes serving this containerd (their command line names its socket)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmdline and cmdline[0].endswith(SHIM.encode()) and str(socket_path).encode() in cmdline:
+                pids.append(int(proc.name))
+    return pids
+
+
+class Pod:
+    """One pod's container on the node runtime."""
+
+    def __init__(self, containerd, container_id):
+        self.containerd, self.id = containerd, container_id
+        self.rootfs = containerd.base / "rootfs" / container_id
+        self.removed = False
+
+    def start(self, spec, image):
+        containerd, container_id = self.containerd, self.id
+        self.rootfs.mkdir(parents=True)
+        # The image's snapshot, writable only so the runtime can create mount points in it;
+        # the spec marks the root read-only as readOnlyRootFilesystem asks.
+        containerd.ctr("images", "mount", "--platform", "wasi/wasm", "--rw", image, str(self.rootfs))
+        spec["root"] = {"path": str(self.rootfs), "readonly": spec["root"]["readonly"]}
+        path = containerd.base / f"{container_id}.json"
+        path.write_text(json.dumps(spec, indent=1))
+        containerd.ctr("run", "-d", "--runtime", RUNTIME, "--config", str(path), container_id)
+        env = dict(e.split("=", 1) for e in spec["process"]["env"])
+        self.address = env["LISTEN_ADDR"]
+
+    def get(self, path, timeout=10):
+        request = urllib.request.Request(f"http://{self.address}{path}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, dict(response.headers), response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read().decode()
+
+    def get_or_none(self, path):
+        """The answer, or None when nothing is listening any more."""
+        try:
+            return self.get(path, timeout=2)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return None
+
+    def wait_listening(self, seconds=30):
+        host, port = self.address.rsplit(":", 1)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((host, int(port)), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"{self.id} is not listening on {self.address}: "
+                             + self.containerd.ctr("task", "ls", check=False).stdout)
+
+    def task_pid(self):
+        for line in self.containerd.ctr("task", "ls").stdout.splitlines()[1:]:
+            fields = line.split()
+            if fields[0] == self.id:
+                return int(fields[1])
+        raise AssertionError(f"no task {self.id}")
+
+    def remove(self):
+        if self.removed:
+            return
+        self.removed = True
+        ctr = self.containerd.ctr
+        ctr("task", "kill", "-s", "SIGKILL", self.id, check=False)
+        deadline = time.monotonic() + 10
+        while ctr("task", "delete", self.id, check=False).returncode != 0:
+            if time.monotonic() > deadline or ctr("task", "ls", "-q", check=False).stdout.split().count(self.id) == 0:
+                break
+            time.sleep(0.1)
+        ctr("container", "delete", self.id, check=False)
+        ctr("images", "unmount", "--rm", str(self.rootfs), check=False)
+        if self.rootfs.exists() and not mounts_under(self.rootfs):
+            self.rootfs.rmdir()
+
+
+def pod_env(sts, pod_name, listen_addr):
+    """The env the kubelet gives a pod of the StatefulSet: literal values, and the downward
+    API's metadata.name. Pods share this node's loopback instead of each having its own
+    network namespace, so each listens on its own loopback address (the pod IP it would
+    have), on the manifest's port unless that is taken here; peers are asked on that port."""
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    env = {}
+    for var in container["env"]:
+        if "value" in var:
+            env[var["name"]] = var["value"]
+        elif var["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name":
+            env[var["name"]] = pod_name
+    manifest_port = env["LISTEN_ADDR"].rsplit(":", 1)[1]
+    port = listen_addr.rsplit(":", 1)[1]
+    env["LISTEN_ADDR"] = listen_addr
+    for name in ("PEERS", "PEER_SERVICE"):
+        if name in env:
+            env[name] = env[name].replace(f":{manifest_port}", f":{port}")
+    return env
+
+
+def pod_spec(base_spec, entrypoint, sts, pod_name, claim, hosts, listen_addr, claim_read_only=False):
+    """The OCI spec the kubelet would ask for, from the rendered StatefulSet."""
+    spec = json.loads(json.dumps(base_spec))
+    pod = sts["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    env.update(pod_env(sts, pod_name, listen_addr))
+    process = spec["process"]
+    process["env"] = [f"{k}={v}" for k, v in env.items()]
+    process["args"] = list(entrypoint) + list(container.get("args", []))
+    security = pod["securityContext"]
+    process["user"] = {"uid": security["runAsUser"], "gid": security["runAsGroup"],
+                       "additionalGids": [security["fsGroup"]]}
+    container_security = container["securityContext"]
+    if container_security["capabilities"]["drop"] == ["ALL"]:
+        process["capabilities"] = {key: [] for key in process["capabilities"]}
+    process["noNewPrivileges"] = not container_security["allowPrivilegeEscalation"]
+    spec["root"] = {"path": "rootfs", "readonly": container_security.get("readOnlyRootFilesystem", False)}
+    spec["hostname"] = pod_name
+    # ctr's default spec puts every container in one cgroup ("/default"), and killing one
+    # task then kills them all: each pod gets its own, under one parent per test run.
+    spec["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{pod_name}-{uuid.uuid4().hex[:8]}"
+    # --net-host: the node's network namespace.
+    spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"] if ns["type"] != "network"]
+    (claim_template,) = sts["spec"]["volumeClaimTemplates"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == claim_template["metadata"]["name"])
+    spec["mounts"] += [
+        {"destination": mount["mountPath"], "type": "bind", "source": str(claim),
+         "options": ["rbind", "ro" if claim_read_only else "rw"]},
+        # The kubelet mounts a hosts file into every container; here it also stands in for
+        # the cluster DNS that names the headless Service's pods.
+        {"destination": "/etc/hosts", "type": "bind", "source": str(hosts), "options": ["rbind", "ro"]},
+        # Cluster DNS answers with every pod's address; a hosts file gives them all only with
+        # glibc's "multi on", which the scratch image has no host.conf to say.
+        {"destination": "/etc/host.conf", "type": "bind", "source": str(host_conf(hosts)),
+         "options": ["rbind", "ro"]},
+    ]
+    return spec
+
+
+def make_claim(path, fs_group):
+    """A claim as the kubelet leaves it with fsGroup: group-owned, group-writable, setgid."""
+    path.mkdir(parents=True)
+    os.chown(path, 0, fs_group)
+    os.chmod(path, FS_GROUP_MODE)
+    return path
+
+
+def host_conf(hosts):
+    path = hosts.with_name("host.conf")
+    path.write_text("multi on\n")
+    return path
+
+
+def write_hosts(path, service, pods):
+    """What the cluster DNS would answer: each pod by its stable name, and the headless
+    Service's name for every pod it selects. Rewritten in place, so a bind mount of it sees
+    the change."""
+    lines = ["127.0.0.1 localhost"]
+    lines += [f"{ip} {name}.{service} {service}" for name, ip in pods.items()]
+    with open(path, "w") as hosts:
+        hosts.write("\n".join(lines) + "\n")
+
+
+def common_port(preferred, addresses):
+    """The manifest's port when every pod address can take it, else one free port for all:
+    peers behind one Service share one port."""
+    for port in (preferred, 0):
+        probes = []
+        try:
+            for address in addresses:
+                probe = socket.socket()
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((address, port))
+                port = probe.getsockname()[1]
+                probes.append(probe)
+            return port
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+    raise AssertionError(f"no common free port on {addresses}")
