@@ -36,5 +36,6 @@ done
 
 # buildah builds the node image without a Docker engine; chromium renders the page.
 need_apt buildah chromium
-say "pytest tests/k8s tests/e2e (manifests, image, StatefulSet rehearsal, metrics, browser)"
+# tests/e2e/test_spin_up.py runs on spin-up-lite from ../shared/bin (or a spin CLI).
+say "pytest tests/k8s tests/e2e (manifests, image, StatefulSet rehearsal, metrics, browser, spin up)"
 pytest -q tests/k8s tests/e2e
