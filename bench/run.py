@@ -302,6 +302,9 @@ def main():
     for step in (visit_path, log_growth, read_whole_log, size_and_start):
         print(step.__name__, flush=True)
         step(args, report)
+    # Spin's own HTTP trigger beside wasmtime serve and native (issue 11): bench/spin_trigger.py.
+    import spin_trigger
+    spin_trigger.step(args, report)
     report.append("## Targets\n")
     report.append("| target | measured | met |")
     report.append("|---|---|---|")
