@@ -25,7 +25,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from run import NATIVE_TARGET, ROOT, free_port, spin_target, spread, wait_for_200
+from run import NATIVE_TARGET, ROOT, free_port, machine, spin_target, spread, wait_for_200
 
 HEADING = "## 5. The Spin component under Spin's HTTP trigger"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -216,7 +216,9 @@ def main():
     step(args, report)
     command = "python3 bench/spin_trigger.py " + " ".join(
         f"--{k} {v}" for k, v in (("seconds", args.seconds), ("runs", args.runs)))
-    report.insert(1, f"Measured on its own by `{command}` on {started}, on the machine above.\n")
+    report.insert(1, f"Measured on its own by `{command}` on {started}. Machine: {machine()}; "
+                     "two other engineers' builds shared its cores (load average about 5). Compare "
+                     "within this section: every row here comes from this one run.\n")
     notes = (ROOT / "bench" / "notes.md").read_text()
     out = Path(args.out)
     out.write_text(splice(out, "\n".join(report) + "\n", notes))
