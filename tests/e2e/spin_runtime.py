@@ -151,7 +151,9 @@ class SpinUp:
 
 @pytest.fixture
 def spin_up():
-    """start(app_dir, port, flags) -> SpinUp; every process started is stopped at the end."""
+    """start(app_dir, port, flags) -> SpinUp; every process started is stopped at the end.
+    Skips the test, with the reason, before it does anything when there is no Spin runtime."""
+    find_runner()
     started = []
 
     def start(app_dir, port, flags=None):
