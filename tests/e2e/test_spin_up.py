@@ -13,6 +13,8 @@ import tomllib
 from collections import Counter
 from http.client import HTTPConnection
 
+import pytest
+
 from conftest import ROOT, free_port
 from spin_runtime import SPIN_TOML, make_app, readme_line, readme_spin_up_flags, spin_up  # noqa: F401
 
@@ -154,14 +156,14 @@ def test_cluster_view_asks_allowed_peers_and_reports_others_down(tmp_path, spin_
     assert status == 200 and "HttpRequestDenied" in html
 
 
-def test_concurrent_visits_through_spins_trigger_are_whole_and_none_lost(tmp_path, spin_up):
-    """2 000 visits over 32 keep-alive connections: Spin instantiates per request, many at
-    once, each appending to the same file."""
-    connections, visits = 32, 2000
-    port = free_port()
-    app = make_app(tmp_path / "app", port)
-    spin = spin_up(app, port)
-    shown, failures = [], []
+CONNECTIONS, VISITS = 32, 2000
+SHOWN_COUNT = re.compile(r'<strong id="visit-count">(\d+)</strong>')
+
+
+def visit_concurrently(spin):
+    """VISITS visits to / over CONNECTIONS keep-alive connections at once: (shown times,
+    shown counts, failures)."""
+    shown, counts, failures = [], [], []
 
     def client(count):
         connection = HTTPConnection(spin.addr, timeout=60)
@@ -174,23 +176,47 @@ def test_concurrent_visits_through_spins_trigger_are_whole_and_none_lost(tmp_pat
                     failures.append((response.status, page))
                     continue
                 shown.append(SHOWN_TIME.search(page).group(1))
+                counts.append(int(SHOWN_COUNT.search(page).group(1)))
         except OSError as error:
             failures.append(("connection", repr(error)))
         finally:
             connection.close()
 
-    share = [visits // connections + (i < visits % connections) for i in range(connections)]
+    share = [VISITS // CONNECTIONS + (i < VISITS % CONNECTIONS) for i in range(CONNECTIONS)]
     threads = [threading.Thread(target=client, args=(n,)) for n in share]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return shown, counts, failures
+
+
+def test_concurrent_visits_through_spins_trigger_are_whole_and_none_lost(tmp_path, spin_up):
+    """Spin instantiates per request, many at once, each appending to the same file."""
+    port = free_port()
+    app = make_app(tmp_path / "app", port)
+    spin = spin_up(app, port)
+    shown, _, failures = visit_concurrently(spin)
 
     assert failures == [], failures[:5]
-    assert len(shown) == visits
+    assert len(shown) == VISITS
     on_disk = lines(app)
-    assert len(on_disk) == visits, f"{len(on_disk)} lines for {visits} acknowledged visits"
+    assert len(on_disk) == VISITS, f"{len(on_disk)} lines for {VISITS} acknowledged visits"
     torn = [line for line in on_disk if not RECORD.match(line)]
     assert torn == [], f"{len(torn)} torn lines, e.g. {torn[:3]}"
     assert Counter(on_disk) == Counter(shown), "each acknowledged visit is on disk exactly once"
-    assert spin.get("/visits")[1]["x-visit-count"] == str(visits)
+    assert spin.get("/visits")[1]["x-visit-count"] == str(VISITS)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the page's count is (file size before the append + one record) / 33, and under "
+    "concurrent instances that size is stale, so two visits can show the same count; the "
+    "fix belongs in src/visit_log.rs (being rewritten on main). strict: passing means fixed"))
+def test_concurrent_visits_show_each_count_once(tmp_path, spin_up):
+    port = free_port()
+    spin = spin_up(make_app(tmp_path / "app", port), port)
+    _, counts, failures = visit_concurrently(spin)
+    assert failures == []
+    duplicated = sorted(count for count, seen in Counter(counts).items() if seen > 1)
+    assert duplicated == [], f"{len(duplicated)} counts shown more than once, e.g. {duplicated[:5]}"
+    assert sorted(counts) == list(range(1, VISITS + 1))
