@@ -17,7 +17,6 @@ import signal
 import subprocess
 import time
 import tomllib
-from pathlib import Path
 
 import pytest
 
