@@ -1,6 +1,6 @@
 """The Spin component under Spin's own runtime: the README's `spin up` command (read from the
 README, so the two cannot drift) serving a temporary copy of the app, with the repo's
-spin.toml as it is but for its port. What Spin adds over `wasmtime serve` is checked here:
+spin.toml as it is but for its port (and, for /visits/all, its peers). What Spin adds over `wasmtime serve` is checked here:
 `files` mounted from ./data (writable only with --allow-transient-write), outbound HTTP only to
 `allowed_outbound_hosts`, and a fresh instance per request, many at once."""
 
@@ -31,7 +31,7 @@ def snapshot(directory):
     return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in directory.iterdir())
 
 
-def test_readme_builds_what_spin_toml_builds_and_serves_it():
+def test_readme_build_line_is_spin_tomls_build_command():
     """The README's build line is spin.toml's own build command (what `spin build` and
     `spin up --build` run); running it, word for word, leaves the component spin.toml names."""
     manifest = tomllib.loads(SPIN_TOML.read_text())
