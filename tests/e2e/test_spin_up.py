@@ -1,8 +1,9 @@
 """The Spin component under Spin's own runtime: the README's `spin up` command (read from the
 README, so the two cannot drift) serving a temporary copy of the app, with the repo's
-spin.toml as it is but for its port (and, for /visits/all, its peers). What Spin adds over `wasmtime serve` is checked here:
-`files` mounted from ./data (writable only with --allow-transient-write), outbound HTTP only to
-`allowed_outbound_hosts`, and a fresh instance per request, many at once."""
+spin.toml as it is but for its port (and, for /visits/all, its peers). What Spin adds over
+`wasmtime serve` is checked here: `files` mounted from ./data (writable only with
+--allow-transient-write), outbound HTTP only to `allowed_outbound_hosts`, and a fresh
+instance per request, many at once."""
 
 import json
 import re
