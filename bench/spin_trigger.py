@@ -215,12 +215,13 @@ def main():
     args = parser.parse_args()
     report = []
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load = os.getloadavg()[0]  # other work on the machine shows up as spread in the figures
     step(args, report)
     command = "python3 bench/spin_trigger.py " + " ".join(
         f"--{k} {v}" for k, v in (("seconds", args.seconds), ("runs", args.runs)))
     report.insert(1, f"Measured on its own by `{command}` on {started}. Machine: {machine()}; "
-                     "two other engineers' builds shared its cores (load average about 5). Compare "
-                     "within this section: every row here comes from this one run.\n")
+                     f"load average {load:.1f} when it started. Compare within this section: "
+                     "every row here comes from this one run.\n")
     notes = (ROOT / "bench" / "notes.md").read_text()
     out = Path(args.out)
     out.write_text(splice(out, "\n".join(report) + "\n", notes))
