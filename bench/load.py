@@ -111,10 +111,10 @@ class IdleConnections:
 
 
 def scaling(args, report):
-    report.append("## 5. Connections: one replica from 16 to 1 024 connections\n")
+    report.append("## 6. Connections: one replica from 16 to 1 024 connections\n")
     report.append(f"`wrk -t2 -cN -d{SECONDS}s --latency`, {args.runs} run(s) each on a fresh replica and "
                   "empty log; requests/s median, p99 ms median, socket errors and timeouts summed. "
-                  "`APPEND_FSYNC=no` here, so the figures show the serving path; section 7 prices the sync.\n")
+                  "`APPEND_FSYNC=no` here, so the figures show the serving path; section 8 prices the sync.\n")
     found = targets()
     if node.missing:
         report.append(f"The node runtime is left out of this run: {node.missing}.\n")
@@ -153,7 +153,7 @@ def scaling(args, report):
 
 
 def idle(args, report):
-    report.append(f"## 6. Idle connections beside {ACTIVE_BESIDE_IDLE} active ones\n")
+    report.append(f"## 7. Idle connections beside {ACTIVE_BESIDE_IDLE} active ones\n")
     report.append(f"N keep-alive connections that each made one request and stay open, then `wrk -t2 "
                   f"-c{ACTIVE_BESIDE_IDLE} -d{SECONDS}s` on `/healthz`; requests/s median of {args.runs} run(s), "
                   "and the active connections' rate with N idle ones ÷ their rate alone.\n")
@@ -172,7 +172,7 @@ def idle(args, report):
 
 
 def durability(args, report):
-    report.append("## 7. Durability: `APPEND_FSYNC=no` against `always`\n")
+    report.append("## 8. Durability: `APPEND_FSYNC=no` against `always`\n")
     report.append(f"`GET /` with `wrk -t2 -cN -d{SECONDS}s --latency`, {args.runs} run(s) each. The server "
                   "component commits the visits of one reactor round in one write and, with `always`, one "
                   "`sync-data`; the native baseline appends (and syncs) once per visit.\n")

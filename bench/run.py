@@ -8,7 +8,7 @@ Each figure is the median of several runs, with min and max. Traffic stays on lo
   2. GET /, /healthz and /visits?tail=100 latency as the log grows to a full 100Mi volume;
   3. GET /visits of a 100 MiB log: time, MB/s, and the runtime's peak memory;
   4. each component's size, and time from starting the runtime to the first 200;
-  5–7. load on one replica (bench/load.py): 16 to 1 024 connections, idle connections beside
+  6–8. load on one replica (bench/load.py): 16 to 1 024 connections, idle connections beside
      active ones, and both durability settings, under wasmtime run, runwasi's shim and native.
 """
 
@@ -37,7 +37,7 @@ WASMTIME = os.environ.get("WASMTIME", "wasmtime")
 RECORD = b"2023-11-18 17:54:26.913511+03:00\n"
 FULL_VOLUME_LINES = 3_200_000  # 100Mi / 33 bytes
 CHECKS = []  # (target, measured, met), filled in by the steps
-# Sections 1-6 measure serving, so visits are not synced; section 7 prices the sync.
+# Sections 1-7 measure serving, so visits are not synced; section 8 prices the sync.
 SERVING_FSYNC = "no"
 
 
@@ -313,11 +313,14 @@ def main():
         "long-lived instance); the native baseline is the crate's own handler behind hyper on a "
         "single-threaded tokio runtime, built with opt-level 3; the seed app is Flask on waitress (4 "
         "threads). Components are built with the release profile (opt-level s, LTO, panic=abort). "
-        "`APPEND_FSYNC=no` in sections 1–6 (answer after the write); section 7 measures both policies.\n",
+        "`APPEND_FSYNC=no` in sections 1–7 (answer after the write); section 8 measures both policies.\n",
     ]
     for step in (visit_path, log_growth, read_whole_log, size_and_start):
         print(step.__name__, flush=True)
         step(args, report)
+    # Spin's own HTTP trigger beside wasmtime serve and native (issue 11): bench/spin_trigger.py.
+    import spin_trigger
+    spin_trigger.step(args, report)
     # Load on one replica (connections, idle connections, durability): bench/load.py.
     import load
     load.step(args, report)

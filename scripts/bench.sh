@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the benchmarks (bench/run.py) and writes BENCHMARKS.md; about 6 minutes with the
-# defaults. Arguments go to bench/run.py (e.g. --seconds 5 --runs 1 for a quick look).
+# Runs the benchmarks (bench/run.py) and writes BENCHMARKS.md; about 16 minutes with the
+# defaults (6 of them Spin's trigger beside wasmtime serve, bench/spin_trigger.py).
+# Arguments go to bench/run.py (e.g. --seconds 5 --runs 1 for a quick look).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh

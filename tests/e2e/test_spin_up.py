@@ -1,0 +1,223 @@
+"""The Spin component under Spin's own runtime: the README's `spin up` command (read from the
+README, so the two cannot drift) serving a temporary copy of the app, with the repo's
+spin.toml as it is but for its port (and, for /visits/all, its peers). What Spin adds over
+`wasmtime serve` is checked here: `files` mounted from ./data (writable only with
+--allow-transient-write), outbound HTTP only to `allowed_outbound_hosts`, and a fresh
+instance per request, many at once."""
+
+import json
+import re
+import shlex
+import subprocess
+import threading
+import tomllib
+from collections import Counter
+from http.client import HTTPConnection
+
+import pytest
+
+from conftest import ROOT, free_port
+from spin_runtime import SPIN_TOML, make_app, readme_line, readme_spin_up_flags, spin_up  # noqa: F401
+
+RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\+03:00$")
+SHOWN_TIME = re.compile(r'<time id="moscow-time" datetime="([^"]+)"')
+
+
+def lines(app):
+    path = app / "data" / "visits.txt"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def snapshot(directory):
+    return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in directory.iterdir())
+
+
+def test_readme_build_line_is_spin_tomls_build_command():
+    """The README's build line is spin.toml's own build command (what `spin build` and
+    `spin up --build` run); running it, word for word, leaves the component spin.toml names."""
+    manifest = tomllib.loads(SPIN_TOML.read_text())
+    component = manifest["component"]["visits"]
+    build = readme_line("cargo build")
+    assert build == component["build"]["command"]
+    subprocess.run(shlex.split(build), cwd=ROOT, check=True, capture_output=True)
+    assert (ROOT / component["source"]).stat().st_size > 0
+    assert {"--direct-mounts", "--allow-transient-write"} <= set(readme_spin_up_flags())
+
+
+def test_every_route_under_spins_trigger(tmp_path, spin_up):
+    port = free_port()
+    app = make_app(tmp_path / "app", port)
+    spin = spin_up(app, port)
+
+    status, headers, page = spin.get("/")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    (recorded,) = lines(app)
+    assert SHOWN_TIME.search(page).group(1) == recorded
+    assert spin.get("/")[0] == 200
+    first, second = lines(app)
+
+    status, headers, body = spin.get("/visits")
+    assert (status, headers["x-visit-count"], body) == (200, "2", f"{first}\n{second}\n")
+    assert spin.get("/visits?tail=1")[2] == f"{second}\n"
+    assert spin.get("/visits?tail=x")[0] == 400
+    listing = json.loads(spin.get("/visits", {"Accept": "application/json"})[2])
+    assert listing == {"pod": "local", "count": 2, "visits": [first, second]}
+    assert json.loads(spin.get("/visits?format=json&tail=1")[2])["visits"] == [second]
+    status, _, body = spin.get("/healthz")
+    assert status == 200 and body.strip() == "ok"
+    assert spin.get("/readyz")[0] == 200
+    metrics = spin.get("/metrics")[2]
+    assert 'visits_total{pod="local"} 2' in metrics
+    assert f'visits_log_size_bytes{{pod="local"}} {2 * 33}' in metrics
+    view = json.loads(spin.get("/visits/all?format=json")[2])
+    assert view["total"] == 2
+    assert view["replicas"] == [{"peer": spin.addr, "up": True, "pod": "local", "count": 2,
+                                 "last": [first, second]}]
+    status, headers, html = spin.get("/visits/all")
+    assert status == 200 and 'class="bar"' in html
+
+    # Refusals: none of them records a visit.
+    assert spin.get("/nowhere")[0] == 404
+    status, headers, _ = spin.request("POST", "/")
+    assert (status, headers["allow"]) == (405, "GET")
+    status, headers, _ = spin.request("DELETE", "/visits")
+    assert (status, headers["allow"]) == (405, "GET, HEAD")
+    assert spin.request("HEAD", "/visits")[0] == 200
+    assert spin.request("GET", "/", body=b"x")[0] == 400
+    assert len(lines(app)) == 2
+
+    for path in ("/", "/visits", "/healthz", "/readyz", "/metrics", "/visits/all", "/nowhere"):
+        headers = spin.get(path)[1]
+        assert headers["x-served-by"] == "local", path
+        assert headers["cache-control"] == "no-store", path
+
+
+def test_visits_land_in_the_mounted_data_directory_and_survive_a_restart(tmp_path, spin_up):
+    checkout_data = snapshot(ROOT / "data")
+    port = free_port()
+    app = make_app(tmp_path / "app", port)
+    spin = spin_up(app, port)
+    shown = [SHOWN_TIME.search(spin.get("/")[2]).group(1) for _ in range(3)]
+    assert lines(app) == shown, "each visit is a line in the copy's ./data/visits.txt"
+    spin.stop()
+
+    spin = spin_up(app, port)
+    assert spin.get("/visits")[1]["x-visit-count"] == "3", "the log survived the restart"
+    shown.append(SHOWN_TIME.search(spin.get("/")[2]).group(1))
+    assert lines(app) == shown
+    assert snapshot(ROOT / "data") == checkout_data, "the checkout's data/ is never written"
+
+
+def test_without_allow_transient_write_the_mount_is_read_only(tmp_path, spin_up):
+    """Today's troubleshooting advice, tested: the flag names itself in the 503."""
+    port = free_port()
+    app = make_app(tmp_path / "app", port)
+    flags = [flag for flag in readme_spin_up_flags() if flag != "--allow-transient-write"]
+    spin = spin_up(app, port, flags)
+    for path in ("/", "/readyz"):
+        status, _, reason = spin.get(path)
+        assert status == 503, (path, status, reason)
+        assert "read-only" in reason and "--allow-transient-write" in reason, reason
+    assert spin.get("/healthz")[0] == 200
+    assert spin.get("/visits")[0] == 200
+    assert list((app / "data").iterdir()) == [], "nothing written"
+
+
+def test_cluster_view_asks_allowed_peers_and_reports_others_down(tmp_path, spin_up):
+    a, b, c = (free_port() for _ in range(3))
+    addr = {port: f"127.0.0.1:{port}" for port in (a, b, c)}
+    peer_b = spin_up(make_app(tmp_path / "b", b), b)
+    for _ in range(2):
+        peer_b.get("/")
+    # a may call b; c names b as a peer but may call only itself.
+    allowed = spin_up(make_app(tmp_path / "a", a, peers=f"{addr[a]},{addr[b]}",
+                               allowed=[addr[a], addr[b]]), a)
+    denied = spin_up(make_app(tmp_path / "c", c, peers=f"{addr[c]},{addr[b]}",
+                              allowed=[addr[c]]), c)
+
+    status, _, body = allowed.get("/visits/all?format=json")
+    assert status == 200
+    replicas = json.loads(body)["replicas"]
+    assert [(r["peer"], r["up"], r.get("count")) for r in replicas] == [
+        (addr[a], True, 0), (addr[b], True, 2)]
+
+    status, _, body = denied.get("/visits/all?format=json")
+    # The status goes out before the peers are asked, so a trap shows as a 500 (before) or
+    # as a cut-off body and a trap in Spin's log (after): neither may happen.
+    assert status == 200, f"a denied peer is reported, never a trap: {status} {body}"
+    assert "wasm trap" not in denied.output(), "the component trapped:\n" + denied.output()
+    assert body, "an empty answer: the component trapped mid-response"
+    mine, theirs = json.loads(body)["replicas"]
+    assert mine["up"] and mine["peer"] == addr[c]
+    assert theirs["peer"] == addr[b] and theirs["up"] is False
+    # Spin's own refusal, not a connection failure: b is up and answers directly.
+    assert "HttpRequestDenied" in theirs["reason"], theirs
+    assert peer_b.get("/healthz")[0] == 200
+    status, _, html = denied.get("/visits/all")
+    assert status == 200 and "HttpRequestDenied" in html
+
+
+CONNECTIONS, VISITS = 32, 2000
+SHOWN_COUNT = re.compile(r'<strong id="visit-count">(\d+)</strong>')
+
+
+def visit_concurrently(spin):
+    """VISITS visits to / over CONNECTIONS keep-alive connections at once: (shown times,
+    shown counts, failures)."""
+    shown, counts, failures = [], [], []
+
+    def client(count):
+        connection = HTTPConnection(spin.addr, timeout=60)
+        try:
+            for _ in range(count):
+                connection.request("GET", "/")
+                response = connection.getresponse()
+                page = response.read().decode()
+                if response.status != 200:
+                    failures.append((response.status, page))
+                    continue
+                shown.append(SHOWN_TIME.search(page).group(1))
+                counts.append(int(SHOWN_COUNT.search(page).group(1)))
+        except OSError as error:
+            failures.append(("connection", repr(error)))
+        finally:
+            connection.close()
+
+    share = [VISITS // CONNECTIONS + (i < VISITS % CONNECTIONS) for i in range(CONNECTIONS)]
+    threads = [threading.Thread(target=client, args=(n,)) for n in share]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return shown, counts, failures
+
+
+def test_concurrent_visits_through_spins_trigger_are_whole_and_none_lost(tmp_path, spin_up):
+    """Spin instantiates per request, many at once, each appending to the same file."""
+    port = free_port()
+    app = make_app(tmp_path / "app", port)
+    spin = spin_up(app, port)
+    shown, _, failures = visit_concurrently(spin)
+
+    assert failures == [], failures[:5]
+    assert len(shown) == VISITS
+    on_disk = lines(app)
+    assert len(on_disk) == VISITS, f"{len(on_disk)} lines for {VISITS} acknowledged visits"
+    torn = [line for line in on_disk if not RECORD.match(line)]
+    assert torn == [], f"{len(torn)} torn lines, e.g. {torn[:3]}"
+    assert Counter(on_disk) == Counter(shown), "each acknowledged visit is on disk exactly once"
+    assert spin.get("/visits")[1]["x-visit-count"] == str(VISITS)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the page's count is (file size before the append + one record) / 33, and under "
+    "concurrent instances that size is stale, so two visits can show the same count; the "
+    "fix belongs in src/visit_log.rs (being rewritten on main). strict: passing means fixed"))
+def test_concurrent_visits_show_each_count_once(tmp_path, spin_up):
+    port = free_port()
+    spin = spin_up(make_app(tmp_path / "app", port), port)
+    _, counts, failures = visit_concurrently(spin)
+    assert failures == []
+    duplicated = sorted(count for count, seen in Counter(counts).items() if seen > 1)
+    assert duplicated == [], f"{len(duplicated)} counts shown more than once, e.g. {duplicated[:5]}"
+    assert sorted(counts) == list(range(1, VISITS + 1))
