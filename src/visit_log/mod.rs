@@ -109,7 +109,6 @@ impl VisitLog {
         if ends_mid_line(&mut file, size_before, &path)? {
             lines.push(b'\n');
         }
-        let prefix = lines.len() as u64;
         lines.extend(records.iter().flatten());
 
         // One write call, never `write_all`: a retried remainder could land after another
@@ -125,6 +124,15 @@ impl VisitLog {
                 return Err(self.diagnose_write_failure("append to", err));
             }
         }
+        // Where the write landed, not the size read before it: another instance may have
+        // appended in between (Spin runs one per request), and each visit's count is its own.
+        // WASI appends through a stream and reports no offset, so the write is looked for in
+        // what was added since; it is almost always right at `size_before`. (Two instances
+        // recording the same microsecond write the same bytes and may show the same count.)
+        let size_after = file_len(&file, &path)?;
+        let landed_at = find_own_write(&mut file, size_before, size_after, &lines)
+            .unwrap_or(size_after.saturating_sub(lines.len() as u64));
+        let end = landed_at + lines.len() as u64;
         if self.fsync == Fsync::Always {
             file.sync_data().map_err(|source| LogError::Io {
                 action: "sync",
@@ -132,7 +140,7 @@ impl VisitLog {
                 source,
             })?;
         }
-        Ok((size_before + prefix + RECORD_LEN as u64) / RECORD_LEN as u64)
+        Ok(end / RECORD_LEN as u64 + 1 - records.len() as u64)
     }
 
     /// Removes what a failed write left, but only bytes that are provably its own: the
@@ -247,6 +255,21 @@ enum ProbeStep {
     Create,
     Fill,
     Cleanup,
+}
+
+/// The offset of `lines` among the bytes between `from` and `to`, if it is there and that
+/// stretch is small enough to read (other instances' appends in the meantime).
+fn find_own_write(file: &mut File, from: u64, to: u64, lines: &[u8]) -> Option<u64> {
+    const MAX_LOOK: u64 = 1 << 20;
+    let span = to.checked_sub(from).filter(|&span| span <= MAX_LOOK)?;
+    let mut added = vec![0; span as usize];
+    file.seek(SeekFrom::Start(from))
+        .and_then(|_| file.read_exact(&mut added))
+        .ok()?;
+    let at = added
+        .windows(lines.len())
+        .position(|window| window == lines)?;
+    Some(from + at as u64)
 }
 
 fn count_for_size(size: u64) -> u64 {
@@ -387,6 +410,38 @@ mod tests {
         assert_eq!(log.append_batch(&[record(5), record(6)]).unwrap(), 5);
         assert_eq!(all(&log, Some(2)).len(), 2);
         assert_eq!(all(&log, None).len(), 6);
+    }
+
+    /// A record no other call of this returns: visits at distinct microseconds.
+    fn distinct(micros: i64) -> [u8; RECORD_LEN] {
+        record_line(&to_moscow(
+            Utc.timestamp_micros(1_700_000_000_000_000 + micros)
+                .unwrap(),
+        ))
+    }
+
+    #[test]
+    fn concurrent_appends_each_get_their_own_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let counts: Vec<u64> = std::thread::scope(|scope| {
+            let writers: Vec<_> = (0..8)
+                .map(|writer| {
+                    let log = VisitLog::with_fsync(dir.path(), Fsync::No);
+                    scope.spawn(move || {
+                        (0..100)
+                            .map(|i| log.append(&distinct(writer * 100 + i)).unwrap())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            writers
+                .into_iter()
+                .flat_map(|writer| writer.join().unwrap())
+                .collect()
+        });
+        let mut sorted = counts.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (1..=800).collect::<Vec<_>>());
     }
 
     #[test]

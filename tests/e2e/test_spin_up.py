@@ -209,10 +209,6 @@ def test_concurrent_visits_through_spins_trigger_are_whole_and_none_lost(tmp_pat
     assert spin.get("/visits")[1]["x-visit-count"] == str(VISITS)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the page's count is (file size before the append + one record) / 33, and under "
-    "concurrent instances that size is stale, so two visits can show the same count; the "
-    "fix belongs in src/visit_log.rs (being rewritten on main). strict: passing means fixed"))
 def test_concurrent_visits_show_each_count_once(tmp_path, spin_up):
     port = free_port()
     spin = spin_up(make_app(tmp_path / "app", port), port)
