@@ -1,16 +1,16 @@
 """The server component as a node runs it: the project's image (Dockerfile, built by buildah)
 in a private containerd with runwasi's wasmtime shim, one container per replica on the host's
-network with the data directory bind-mounted at /data. containerd's lifecycle and cleanup are
-the node-runtime test's (tests/k8s/node_runtime.py).
+network with the data directory bind-mounted at /data. containerd, the pods' lifecycle and
+the cleanup are the node-runtime test's (tests/k8s/node_runtime.py).
 """
 
 import atexit
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -59,27 +59,31 @@ class NodeRuntime:
         self.containerd = node_runtime.Containerd(self.base / "containerd", shim)
         atexit.register(self.close)
         self.containerd.import_image(archive)
+        self.entrypoint = node_runtime.image_config(archive)["Entrypoint"]
+        self.base_spec = json.loads(subprocess.run(["ctr", "oci", "spec"], check=True,
+                                                   capture_output=True, text=True).stdout)
 
     def start(self, data_dir, env):
         self.addr = f"127.0.0.1:{free_port()}"
-        self.id = f"bench-{uuid.uuid4().hex[:8]}"
         # The pod's user owns its claim on a node (fsGroup); here the directory is root's.
         os.chmod(data_dir, 0o777)
-        envs = [arg for key, value in {"POD_NAME": "bench-0", "LISTEN_ADDR": self.addr, **env}.items()
-                for arg in ("--env", f"{key}={value}")]
-        self.containerd.ctr("run", "-d", "--runtime", node_runtime.RUNTIME, "--platform", "wasi/wasm",
-                            "--net-host", "--mount", f"type=bind,src={data_dir},dst=/data,options=rbind:rw",
-                            *envs, IMAGE, self.id)
+        spec = json.loads(json.dumps(self.base_spec))
+        spec["process"]["args"] = list(self.entrypoint)
+        spec["process"]["env"] = [f"{key}={value}" for key, value in
+                                  {"POD_NAME": "bench-0", "LISTEN_ADDR": self.addr, **env}.items()]
+        # ctr's default spec caps open files at 1 024, below MAX_CONNECTIONS plus the listener;
+        # a node's runtime gives containers its own, higher limit.
+        spec["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": 65536, "soft": 65536}]
+        spec["root"] = {"path": "rootfs", "readonly": True}
+        spec["linux"]["cgroupsPath"] = f"/{node_runtime.CGROUP_PARENT}/{uuid.uuid4().hex[:8]}"
+        spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"] if ns["type"] != "network"]
+        spec["mounts"].append({"destination": "/data", "type": "bind", "source": str(data_dir),
+                               "options": ["rbind", "rw"]})
+        self.pod = self.containerd.pod(spec, IMAGE, f"bench-{uuid.uuid4().hex[:8]}")
         wait_for_200(f"http://{self.addr}/healthz")
 
     def stop(self):
-        ctr = self.containerd.ctr
-        ctr("task", "kill", "-s", "SIGKILL", self.id, check=False)
-        for _ in range(100):
-            if ctr("task", "delete", self.id, check=False).returncode == 0:
-                break
-            time.sleep(0.1)
-        ctr("container", "delete", self.id, check=False)
+        self.pod.remove()
 
     def close(self):
         self.containerd.stop()

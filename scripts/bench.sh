@@ -5,7 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
-need_apt wrk
+# runwasi's wasmtime shim, for the node-runtime rows (bench/node.py), as .ci/run does.
+if [ -d ../shared/bin ]; then
+  PATH="$(cd ../shared/bin && pwd):$PATH"
+  export PATH
+fi
+need_apt wrk buildah containerd
 if [ "$(cat "$TOOLS_DIR/.bench-installed" 2>/dev/null)" != "flask==3.1.2 waitress==3.0.2" ]; then
   say "installing Flask and waitress for the seed-style baseline"
   "$TOOLS_DIR/bin/pip" install --quiet --disable-pip-version-check flask==3.1.2 waitress==3.0.2 >&2

@@ -26,6 +26,10 @@ use spin_visits::{App, Body, Prepared, RequestBody};
 use std::convert::Infallible;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
+
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 #[wstd::main]
 async fn main() -> anyhow::Result<()> {
@@ -52,10 +56,12 @@ async fn main() -> anyhow::Result<()> {
     };
     // Past the limit, new connections wait in the listen backlog, not in the served set.
     let slots = Arc::new(Semaphore::new(config.max_connections));
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         let slot = slots.acquire_arc().await;
         match listener.accept(timeouts).await {
             Ok(connection) => {
+                backoff = ACCEPT_BACKOFF_MIN;
                 let (app, committer) = (app.clone(), committer.clone());
                 wstd::runtime::spawn(async move {
                     serve(connection, app, committer).await;
@@ -63,7 +69,13 @@ async fn main() -> anyhow::Result<()> {
                 })
                 .detach()
             }
-            Err(err) => eprintln!("spin-visits-server: accept failed: {err}"),
+            // Out of file descriptors, say (MAX_CONNECTIONS above the pod's RLIMIT_NOFILE):
+            // retrying at once would spin, so wait, longer each time, as Go's net/http does.
+            Err(err) => {
+                eprintln!("spin-visits-server: accept failed: {err}; retrying in {backoff:?}");
+                wstd::task::sleep(backoff.into()).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+            }
         }
     }
 }
