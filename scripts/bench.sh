@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the benchmarks (bench/run.py) and writes BENCHMARKS.md; about 16 minutes with the
-# defaults (6 of them Spin's trigger beside wasmtime serve, bench/spin_trigger.py).
+# Runs the benchmarks (bench/run.py) and writes BENCHMARKS.md; about 35 minutes with the
+# defaults (6 of them Spin's trigger, bench/spin_trigger.py; 15 load on one replica, bench/load.py).
 # Arguments go to bench/run.py (e.g. --seconds 5 --runs 1 for a quick look).
 set -euo pipefail
 cd "$(dirname "$0")/.."
