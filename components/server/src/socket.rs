@@ -12,7 +12,7 @@ use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 use wasip2::sockets::instance_network::instance_network;
@@ -148,6 +148,9 @@ pub struct Connection {
     in_request: bool,
     /// The deadline of the current wait for bytes; armed when a read first has to wait.
     deadline: Option<Pin<Box<dyn Sleep>>>,
+    /// Whom a pending read wakes: hyper does not read again after answering if its read is
+    /// still pending, so the idle deadline is armed for it.
+    read_waker: Option<Waker>,
     /// Bytes were written since the last flush.
     unflushed: bool,
     // Field order is drop order: waits, then pollables, then the streams they watch, then
@@ -194,6 +197,7 @@ impl Connection {
             timeouts,
             in_request: false,
             deadline: None,
+            read_waker: None,
             unflushed: false,
             read_wait: None,
             write_wait: None,
@@ -246,6 +250,21 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Answering ends the request: the wait for the next one is an idle wait, from now.
+    fn answered(&mut self) {
+        self.in_request = false;
+        self.deadline = None;
+        if self.read_wait.is_some() {
+            if let Some(waker) = self.read_waker.clone() {
+                // Arms the idle deadline for the reader already waiting; it cannot have
+                // passed yet, so the answer is Pending.
+                let _ = self.poll_deadline(&mut Context::from_waker(&waker));
+            }
+        }
+    }
+}
+
 impl Read for Connection {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -256,6 +275,9 @@ impl Read for Connection {
         loop {
             if let Some(wait) = this.read_wait.as_mut() {
                 if Pin::new(wait).poll(cx).is_pending() {
+                    if !this.read_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        this.read_waker = Some(cx.waker().clone());
+                    }
                     return this.poll_deadline(cx);
                 }
                 this.read_wait = None;
@@ -292,9 +314,9 @@ impl Write for Connection {
         let len = room.min(buf.len());
         this.output.write(&buf[..len]).map_err(stream_error)?;
         this.unflushed = true;
-        // Answering ends the request: the next wait for bytes is an idle one.
-        this.in_request = false;
-        this.deadline = None;
+        if this.in_request {
+            this.answered();
+        }
         Poll::Ready(Ok(len))
     }
 

@@ -1,0 +1,145 @@
+//! The server component's bounds, on the real runtime: past MAX_CONNECTIONS a connection
+//! waits in the backlog until one is freed; an idle keep-alive connection is closed after
+//! IDLE_TIMEOUT_SECONDS; a bad setting stops the server with the variable's name.
+
+#[macro_use]
+mod common;
+
+use common::{wasmtime, Artefact, Replica, ReplicaSpec};
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn server_with(claim: &std::path::Path, env: &[(&str, &str)]) -> Replica {
+    let mut spec = ReplicaSpec::new(Artefact::Server, claim, "visits-0");
+    spec.env = env
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect();
+    spec.start()
+}
+
+/// Sends one request on `stream` and says whether an answer came within `wait`.
+fn answered_within(stream: &mut TcpStream, wait: Duration) -> bool {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        .unwrap();
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 512];
+    match stream.read(&mut buf) {
+        Ok(n) => n > 0 && buf.starts_with(b"HTTP/1.1 200"),
+        Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
+        Err(err) => panic!("{err}"),
+    }
+}
+
+#[test]
+fn past_max_connections_a_connection_waits_for_a_free_one() {
+    let claim = tempfile::tempdir().unwrap();
+    let replica = server_with(claim.path(), &[("MAX_CONNECTIONS", "2")]);
+    let mut first = TcpStream::connect(&replica.addr).unwrap();
+    let mut second = TcpStream::connect(&replica.addr).unwrap();
+    assert!(answered_within(&mut first, Duration::from_secs(5)));
+    assert!(answered_within(&mut second, Duration::from_secs(5)));
+
+    // The kernel completes the handshake (the backlog), but the server does not take it yet.
+    let mut third = TcpStream::connect(&replica.addr).unwrap();
+    assert!(
+        !answered_within(&mut third, Duration::from_millis(500)),
+        "a third connection is served only once one of two is freed"
+    );
+    drop(first);
+    let mut buf = [0u8; 512];
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let n = third.read(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "served once a slot is free"
+    );
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let claim = tempfile::tempdir().unwrap();
+    let replica = server_with(claim.path(), &[("IDLE_TIMEOUT_SECONDS", "1")]);
+    let mut stream = TcpStream::connect(&replica.addr).unwrap();
+    assert!(answered_within(&mut stream, Duration::from_secs(5)));
+    let started = Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(stream.read(&mut buf).unwrap(), 0, "closed by the server");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "closed after {waited:?}, not about 1 s"
+    );
+    // Closing it is not an error worth logging.
+    assert!(
+        !replica.output().contains("connection error"),
+        "{}",
+        replica.output()
+    );
+}
+
+#[test]
+fn a_request_head_must_be_complete_in_time_even_on_a_fresh_connection() {
+    let claim = tempfile::tempdir().unwrap();
+    let replica = server_with(
+        claim.path(),
+        &[
+            ("HEADER_READ_TIMEOUT_SECONDS", "1"),
+            ("IDLE_TIMEOUT_SECONDS", "60"),
+        ],
+    );
+    let mut slow = TcpStream::connect(&replica.addr).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let started = Instant::now();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let closed = matches!(slow.read(&mut buf), Ok(0) | Err(_));
+    assert!(closed, "the server gave up on the request");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        common::log_lines(claim.path()).len(),
+        0,
+        "no visit recorded"
+    );
+}
+
+#[test]
+fn a_bad_setting_stops_the_server_and_names_the_variable() {
+    for (name, value) in [
+        ("MAX_CONNECTIONS", "0"),
+        ("APPEND_FSYNC", "sometimes"),
+        ("IDLE_TIMEOUT_SECONDS", "soon"),
+    ] {
+        let output = Command::new(wasmtime())
+            .args([
+                "run",
+                "-S",
+                "inherit-network=y",
+                "-S",
+                "tcp=y",
+                "-S",
+                "cli=y",
+            ])
+            .args(["--env", "LISTEN_ADDR=127.0.0.1:0"])
+            .args(["--env", &format!("{name}={value}")])
+            .arg(Artefact::Server.wasm())
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{name}={value} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(name), "{name}={value}: {stderr}");
+    }
+}
