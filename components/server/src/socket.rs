@@ -153,6 +153,8 @@ pub struct Connection {
     read_waker: Option<Waker>,
     /// Bytes were written since the last flush.
     unflushed: bool,
+    /// The last read took all the host had: wait before reading again.
+    drained: bool,
     // Field order is drop order: waits, then pollables, then the streams they watch, then
     // the socket that owns the streams.
     read_wait: Option<WaitFor>,
@@ -199,6 +201,7 @@ impl Connection {
             deadline: None,
             read_waker: None,
             unflushed: false,
+            drained: false,
             read_wait: None,
             write_wait: None,
             readable: AsyncPollable::new(input.subscribe()),
@@ -275,18 +278,30 @@ impl Read for Connection {
         loop {
             if let Some(wait) = this.read_wait.as_mut() {
                 if Pin::new(wait).poll(cx).is_pending() {
-                    if !this.read_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    if !this
+                        .read_waker
+                        .as_ref()
+                        .is_some_and(|w| w.will_wake(cx.waker()))
+                    {
                         this.read_waker = Some(cx.waker().clone());
                     }
                     return this.poll_deadline(cx);
                 }
                 this.read_wait = None;
             }
+            // A read that came back short took everything buffered (a request, typically):
+            // asking again at once would almost always be an empty answer, a host call for
+            // nothing, so wait for the host to say there is more.
+            if std::mem::take(&mut this.drained) {
+                this.read_wait = Some(this.readable.wait_for());
+                continue;
+            }
             let want = buf.remaining().min(READ_LEN) as u64;
             match this.input.read(want) {
                 // Nothing buffered yet: wait for the host to say there is.
                 Ok(bytes) if bytes.is_empty() => this.read_wait = Some(this.readable.wait_for()),
                 Ok(bytes) => {
+                    this.drained = (bytes.len() as u64) < want;
                     if !this.in_request {
                         // A request begins: the idle deadline gives way to the request's.
                         this.in_request = true;
@@ -320,26 +335,25 @@ impl Write for Connection {
         Poll::Ready(Ok(len))
     }
 
-    /// A flush completes when the stream accepts writes again. hyper flushes on every pass
-    /// of its loop; with nothing written since the last one, that costs host calls for
-    /// nothing, so it is done at once.
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Starts a flush and returns: the stream takes no more writes until it is done (the
+    /// next write waits in `poll_writable`), so waiting here too would only add a host call.
+    /// hyper flushes on every pass of its loop; with nothing written since, nothing is done.
+    fn poll_flush(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if !this.unflushed && !this.flushing {
-            return Poll::Ready(Ok(()));
-        }
-        if !this.flushing {
-            this.unflushed = false;
+        if std::mem::take(&mut this.unflushed) {
             this.output.flush().map_err(stream_error)?;
             this.flushing = true;
         }
-        ready!(this.poll_writable(cx))?;
-        this.flushing = false;
         Poll::Ready(Ok(()))
     }
 
+    /// Sends what is left, waiting for the flush to complete, then ends the sending side.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.as_mut().poll_flush(cx))?;
+        if self.flushing {
+            ready!(self.poll_writable(cx))?;
+            self.flushing = false;
+        }
         let _ = self.socket.shutdown(ShutdownType::Send);
         Poll::Ready(Ok(()))
     }

@@ -3,7 +3,7 @@
 //! hyper arms a timer for every request. One wasi pollable per arm cost host calls and a slot
 //! in every reactor poll: about 40% of a small request's time. A timeout of seconds needs no
 //! finer grain than a tick, so all pending sleeps share one ticker task and one pollable; arming
-//! a sleep is a read of the monotonic clock and a push onto a list.
+//! a sleep is a push onto a list, timed by the ticker's own clock.
 
 use hyper::rt::{Sleep, Timer};
 use std::cell::{Cell, RefCell};
@@ -20,8 +20,10 @@ const TICK: Duration = Duration::from_millis(250);
 pub struct WstdTimer;
 
 impl Timer for WstdTimer {
+    /// Sleeps at least `duration`: measured from the ticker's clock, which may be up to a
+    /// tick old, so one tick is added.
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
-        self.sleep_until(Instant::now() + duration)
+        self.sleep_until(now() + duration + TICK)
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
@@ -51,7 +53,7 @@ impl Future for TickSleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if Instant::now() >= self.deadline {
+        if now() >= self.deadline {
             return Poll::Ready(());
         }
         match &self.waker {
@@ -79,6 +81,16 @@ impl Drop for TickSleep {
 struct Ticker {
     sleepers: RefCell<Vec<(Instant, SharedWaker)>>,
     running: Cell<bool>,
+    /// The clock at the last tick, while the ticker runs.
+    now: Cell<Option<Instant>>,
+}
+
+/// The time, to a tick: read from the ticker while it runs (a connection arms and checks a
+/// deadline on every request, and each clock read is a host call), else from the host.
+fn now() -> Instant {
+    TICKER
+        .with(|ticker| ticker.now.get())
+        .unwrap_or_else(Instant::now)
 }
 
 thread_local! {
@@ -89,6 +101,7 @@ impl Ticker {
     fn register(self: &Rc<Self>, deadline: Instant, waker: SharedWaker) {
         self.sleepers.borrow_mut().push((deadline, waker));
         if !self.running.replace(true) {
+            self.now.set(Some(Instant::now()));
             let ticker = self.clone();
             wstd::runtime::spawn(async move { ticker.run().await }).detach();
         }
@@ -99,6 +112,7 @@ impl Ticker {
         loop {
             wstd::task::sleep(wstd::time::Duration::from_millis(TICK.as_millis() as u64)).await;
             let now = Instant::now();
+            self.now.set(Some(now));
             self.sleepers.borrow_mut().retain(|(deadline, shared)| {
                 let mut waker = shared.borrow_mut();
                 match waker.as_ref() {
@@ -112,6 +126,7 @@ impl Ticker {
             });
             if self.sleepers.borrow().is_empty() {
                 self.running.set(false);
+                self.now.set(None);
                 return;
             }
         }
