@@ -7,6 +7,7 @@ the cleanup are the node-runtime test's (tests/k8s/node_runtime.py).
 import atexit
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -72,8 +73,9 @@ class NodeRuntime:
         spec["process"]["env"] = [f"{key}={value}" for key, value in
                                   {"POD_NAME": "bench-0", "LISTEN_ADDR": self.addr, **env}.items()]
         # ctr's default spec caps open files at 1 024, below MAX_CONNECTIONS plus the listener;
-        # a node's runtime gives containers its own, higher limit.
-        spec["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": 65536, "soft": 65536}]
+        # a node's runtime gives containers its own, higher limit: here, the bench's own.
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        spec["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": hard, "soft": hard}]
         spec["root"] = {"path": "rootfs", "readonly": True}
         spec["linux"]["cgroupsPath"] = f"/{node_runtime.CGROUP_PARENT}/{uuid.uuid4().hex[:8]}"
         spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"] if ns["type"] != "network"]

@@ -124,6 +124,8 @@ const COLD_EVERY: u64 = 5_000_000;
 /// Waits per `poll`: a ready TCP pollable spends two units of tokio's budget of 128 in
 /// wasmtime (a lock and the readiness), and each call also carries a clock pollable.
 const WINDOW: usize = 63;
+/// How long a blocking poll waits on one window of many busy waits (tokio's timer grain).
+const BLOCK_TICK: u64 = 1_000_000;
 
 /// Manage async system resources for WASI 0.2
 #[derive(Debug, Clone)]
@@ -240,7 +242,23 @@ impl Reactor {
             }
         }
         if blocking && fired_seqs.is_empty() {
-            let mut targets: Vec<&Pollable> = candidates.iter().map(|&(_, p)| p).collect();
+            // Before wasmtime 46 a zero-duration clock does not yield, so on such hosts the
+            // windows after the budget ran out saw nothing, and a blocking poll over every
+            // wait would hand the fresh budget to the oldest connections again. With more
+            // busy waits than a window, block on one window at a time, for at most a tick.
+            let hot = candidates.iter().filter(|&&(seq, _)| seq >= hot_from).count();
+            let rotating = hot > WINDOW;
+            let tick;
+            let blocked_on: &[(u64, &Pollable)] = if rotating {
+                windows[first]
+            } else {
+                &candidates
+            };
+            let mut targets: Vec<&Pollable> = blocked_on.iter().map(|&(_, p)| p).collect();
+            if rotating {
+                tick = monotonic_clock::subscribe_duration(BLOCK_TICK);
+                targets.push(&tick);
+            }
             if has_cold && !with_cold {
                 let due = waits.cold_due;
                 if waits.cold_timer.as_ref().is_none_or(|(at, _)| *at != due) {
@@ -249,11 +267,12 @@ impl Reactor {
                 targets.push(&waits.cold_timer.as_ref().unwrap().1);
             }
             for index in wasip2::io::poll::poll(&targets) {
-                if let Some(&(seq, _)) = candidates.get(index as usize) {
+                if let Some(&(seq, _)) = blocked_on.get(index as usize) {
                     fired_seqs.push(seq);
                 }
             }
         }
+        drop(windows);
         drop(candidates);
         drop(pollables);
 
