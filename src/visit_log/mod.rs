@@ -11,17 +11,18 @@
 
 use crate::record::RECORD_LEN;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 pub const LOG_FILE_NAME: &str = "visits.txt";
-/// Written and removed by the writability probe; never read.
-const PROBE_FILE_NAME: &str = ".visits.txt.probe";
 /// Bytes read from disk at a time when listing or looking for the tail.
 const CHUNK_LEN: usize = 64 * 1024;
 
+mod diagnosis;
 mod error;
 mod read;
+#[cfg(test)]
+mod test_support;
 
 pub use error::LogError;
 pub use read::Records;
@@ -185,76 +186,6 @@ impl VisitLog {
             }),
         }
     }
-
-    /// Whether a visit could be recorded now, without recording one: the log opens for
-    /// appending and the volume takes a record-sized write.
-    pub fn check_writable(&self) -> Result<(), LogError> {
-        OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(self.path())
-            .map_err(|err| self.diagnose_write_failure("open", err))?;
-        self.probe_write().map_err(|(_, err)| err)
-    }
-
-    fn require_directory(&self) -> Result<(), LogError> {
-        match fs::metadata(&self.dir) {
-            Ok(meta) if meta.is_dir() => Ok(()),
-            _ => Err(LogError::MissingDirectory(self.dir.clone())),
-        }
-    }
-
-    /// Turns a failed open or append into its cause. WASI hosts report a full volume and a
-    /// read-only one alike (a bare I/O error), so the error code is not trusted: a probe
-    /// file is created (refused when read-only) and filled (refused when full).
-    fn diagnose_write_failure(&self, action: &'static str, source: io::Error) -> LogError {
-        if let Err(missing) = self.require_directory() {
-            return missing;
-        }
-        match self.probe_write() {
-            Ok(()) | Err((ProbeStep::Cleanup, _)) => LogError::Io {
-                action,
-                path: self.path(),
-                source,
-            },
-            Err((_, cause)) => cause,
-        }
-    }
-
-    fn probe_write(&self) -> Result<(), (ProbeStep, LogError)> {
-        let probe = self.dir.join(PROBE_FILE_NAME);
-        let mut file = match File::create(&probe) {
-            Ok(file) => file,
-            Err(err) if is_out_of_space(&err) => {
-                return Err((ProbeStep::Create, LogError::Full(self.dir.clone())))
-            }
-            Err(_) => return Err((ProbeStep::Create, LogError::ReadOnly(self.dir.clone()))),
-        };
-        let filled = file
-            .write_all(&[b'\n'; RECORD_LEN])
-            .and_then(|()| file.sync_data());
-        drop(file);
-        let removed = fs::remove_file(&probe);
-        match (filled, removed) {
-            (Err(_), _) => Err((ProbeStep::Fill, LogError::Full(self.dir.clone()))),
-            (Ok(()), Err(source)) => Err((
-                ProbeStep::Cleanup,
-                LogError::Io {
-                    action: "remove the probe file",
-                    path: probe,
-                    source,
-                },
-            )),
-            (Ok(()), Ok(())) => Ok(()),
-        }
-    }
-}
-
-#[derive(Debug)]
-enum ProbeStep {
-    Create,
-    Fill,
-    Cleanup,
 }
 
 /// The offset of `lines` among the bytes between `from` and `to`, if it is there and that
@@ -274,13 +205,6 @@ fn find_own_write(file: &mut File, from: u64, to: u64, lines: &[u8]) -> Option<u
 
 fn count_for_size(size: u64) -> u64 {
     size / RECORD_LEN as u64
-}
-
-fn is_out_of_space(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        ErrorKind::StorageFull | ErrorKind::QuotaExceeded
-    )
 }
 
 fn file_len(file: &File, path: &Path) -> Result<u64, LogError> {
@@ -328,25 +252,10 @@ fn ends_mid_line(file: &mut File, mut size: u64, path: &Path) -> Result<bool, Lo
 
 #[cfg(test)]
 mod tests {
+    use super::test_support::{all, record};
     use super::*;
     use crate::record::{record_line, to_moscow};
     use chrono::{TimeZone, Utc};
-
-    fn record(second: u32) -> [u8; RECORD_LEN] {
-        record_line(&to_moscow(
-            Utc.with_ymd_and_hms(2023, 11, 18, 14, 0, second).unwrap(),
-        ))
-    }
-
-    fn all(log: &VisitLog, tail: Option<u64>) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut records = log.records(tail).unwrap();
-        while records
-            .next_chunk(|line| out.push(String::from_utf8(line.to_vec()).unwrap()))
-            .unwrap()
-        {}
-        out
-    }
 
     #[test]
     fn appends_whole_lines_and_counts_them() {
@@ -493,6 +402,6 @@ mod tests {
         assert!(all(&log, None).is_empty());
         log.check_writable().unwrap();
         assert_eq!(log.count().unwrap(), 0, "the probe records nothing");
-        assert!(!dir.path().join(PROBE_FILE_NAME).exists());
+        assert!(!dir.path().join(diagnosis::PROBE_FILE_NAME).exists());
     }
 }

@@ -149,26 +149,10 @@ impl Records {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{all, record};
     use super::*;
-    use crate::record::{record_line, to_moscow, RECORD_LEN};
-    use chrono::{TimeZone, Utc};
+    use crate::record::RECORD_LEN;
     use std::fs;
-
-    fn record(second: u32) -> [u8; RECORD_LEN] {
-        record_line(&to_moscow(
-            Utc.with_ymd_and_hms(2023, 11, 18, 14, 0, second).unwrap(),
-        ))
-    }
-
-    fn all(log: &VisitLog, tail: Option<u64>) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut records = log.records(tail).unwrap();
-        while records
-            .next_chunk(|line| out.push(String::from_utf8(line.to_vec()).unwrap()))
-            .unwrap()
-        {}
-        out
-    }
 
     #[test]
     fn lists_all_and_tails() {
