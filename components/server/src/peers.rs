@@ -2,7 +2,8 @@
 //! client over wasi:sockets. Under runwasi a command component has TCP sockets but no
 //! wasi:http outgoing handler, so the server speaks HTTP to its peers itself.
 
-use crate::socket::{resolve_ipv4, Connection};
+use crate::lookup::resolve_all_ipv4;
+use crate::socket::Connection;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty, Limited};
 use spin_visits::cluster::{PeerReport, COUNT_HEADER, MAX_PEER_BODY, PEER_PATH};
@@ -41,7 +42,12 @@ async fn fetch(peer: &str) -> Result<PeerReport, String> {
         .rsplit_once(':')
         .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
         .ok_or_else(|| format!("{peer} is not host:port"))?;
-    let ip = resolve_ipv4(host).await.map_err(|err| err.to_string())?;
+    let ip = match resolve_all_ipv4(host).await {
+        Ok(addresses) => *addresses
+            .first()
+            .ok_or_else(|| format!("{host} has no IPv4 address"))?,
+        Err(err) => return Err(err.to_string()),
+    };
     let connection = Connection::connect(SocketAddrV4::new(ip, port))
         .await
         .map_err(|err| format!("cannot connect: {err}"))?;

@@ -16,10 +16,7 @@ use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 use wasip2::sockets::instance_network::instance_network;
-use wasip2::sockets::ip_name_lookup::resolve_addresses;
-use wasip2::sockets::network::{
-    ErrorCode, IpAddress, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress,
-};
+use wasip2::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
 use wasip2::sockets::tcp::{ShutdownType, TcpSocket};
 use wasip2::sockets::tcp_create_socket::create_tcp_socket;
 use wstd::runtime::{AsyncPollable, WaitFor};
@@ -92,31 +89,6 @@ impl Listener {
                 }
                 Err(ErrorCode::WouldBlock) => self.ready.wait_for().await,
                 Err(code) => return Err(socket_error(code)),
-            }
-        }
-    }
-}
-
-/// Resolves `host` (a name or an IPv4 literal) to its first IPv4 address through
-/// wasi:sockets' name lookup (runwasi allows it; `wasmtime run` needs
-/// `-S allow-ip-name-lookup=y`).
-pub async fn resolve_ipv4(host: &str) -> io::Result<Ipv4Addr> {
-    if let Ok(ip) = host.parse() {
-        return Ok(ip);
-    }
-    let addresses = resolve_addresses(&instance_network(), host).map_err(socket_error)?;
-    let ready = AsyncPollable::new(addresses.subscribe());
-    loop {
-        match addresses.resolve_next_address() {
-            Ok(Some(IpAddress::Ipv4((a, b, c, d)))) => return Ok(Ipv4Addr::new(a, b, c, d)),
-            Ok(Some(IpAddress::Ipv6(_))) => continue,
-            Ok(None) => return Err(io::Error::other(format!("{host} has no IPv4 address"))),
-            Err(ErrorCode::WouldBlock) => ready.wait_for().await,
-            Err(code) => {
-                return Err(io::Error::other(format!(
-                    "cannot resolve {host}: {}",
-                    code.name()
-                )))
             }
         }
     }
