@@ -316,7 +316,7 @@ for_each_artefact!(
 );
 
 /// A client that never finishes its request head holds one connection, not the server: others
-/// are answered meanwhile, and hyper's header-read timeout (10 s) closes it. Only the server
+/// are answered meanwhile, and the header-read timeout (10 s) closes it. Only the server
 /// component needs this; under `wasmtime serve` the host owns the connections.
 #[test]
 fn a_slow_client_neither_stalls_others_nor_stays_forever() {
