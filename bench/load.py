@@ -6,7 +6,6 @@ component under runwasi's wasmtime shim (the node runtime; bench/node.py, used w
 on PATH) and the native baseline, each measured in the same run so ratios are fair.
 """
 
-import re
 import resource
 import socket
 import statistics
@@ -17,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import node
-from run import CHECKS, NATIVE, SERVER_WASM, WASMTIME, free_port, spread, wait_for_200
+from run import CHECKS, NATIVE, SERVER_WASM, WASMTIME, WrkRun, free_port, wait_for_200
 
 CONNECTIONS = (16, 64, 256, 1024)
 IDLE = (0, 100, 1000)
@@ -61,17 +60,9 @@ def targets():
 
 
 def wrk(url, connections, seconds):
-    """requests/s, p99 ms and socket errors (connect, read, write, timeout) of one wrk run."""
-    threads = min(2, connections)
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-                         check=True, capture_output=True, text=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
-    p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    errors = sum(map(int, socket_errors.groups())) if socket_errors else 0
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rps, p99, errors + (int(non_2xx.group(1)) if non_2xx else 0)
+    """requests/s, p99 ms, and socket errors plus non-2xx answers of one wrk run."""
+    run = WrkRun(url, connections, seconds)
+    return run.rps, run.p99, run.socket_errors + run.non_2xx
 
 
 def measure(target, path, connections, args, env=None, idle=0):

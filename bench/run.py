@@ -118,16 +118,29 @@ def wait_for_200(url, timeout=60):
     raise RuntimeError(f"{url} never answered 200")
 
 
+class WrkRun:
+    """One `wrk --latency` run, parsed: requests/s, p50/p99 in ms, requests, socket errors
+    (connect, read, write, timeout summed) and non-2xx answers."""
+
+    def __init__(self, url, connections, seconds):
+        threads = min(2, connections)
+        self.out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+                                   url], check=True, capture_output=True, text=True).stdout
+        self.rps = float(re.search(r"Requests/sec:\s+([\d.]+)", self.out).group(1))
+        self.p50, self.p99 = latency_ms(self.out, "50%"), latency_ms(self.out, "99%")
+        self.requests = int(re.search(r"(\d+) requests in", self.out).group(1))
+        errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", self.out)
+        self.socket_errors = sum(map(int, errors.groups())) if errors else 0
+        non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", self.out)
+        self.non_2xx = int(non_2xx.group(1)) if non_2xx else 0
+
+
 def wrk(url, connections, seconds):
-    """Requests/s and p50/p99 latency in ms, from wrk's --latency report."""
-    threads = min(2, connections)
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-                         check=True, capture_output=True, text=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
-        raise RuntimeError(f"{url}: {errors.group(1)} non-2xx responses\n{out}")
-    return rps, latency_ms(out, "50%"), latency_ms(out, "99%")
+    """Requests/s and p50/p99 latency in ms; any non-2xx answer is an error."""
+    run = WrkRun(url, connections, seconds)
+    if run.non_2xx:
+        raise RuntimeError(f"{url}: {run.non_2xx} non-2xx responses\n{run.out}")
+    return run.rps, run.p50, run.p99
 
 
 def latency_ms(out, percentile):

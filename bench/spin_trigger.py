@@ -25,7 +25,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from run import NATIVE_TARGET, ROOT, free_port, machine, spin_target, spread, wait_for_200
+from run import NATIVE_TARGET, ROOT, WrkRun, free_port, machine, spin_target, spread, wait_for_200
 
 HEADING = "## 5. The Spin component under Spin's HTTP trigger"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -95,21 +95,13 @@ def cpu_seconds(pid):
 def measure(server, url, connections, seconds):
     """requests/s, p50 ms, p99 ms and the server's CPU µs per request for one wrk run."""
     before = cpu_seconds(server.process.pid)
-    out = subprocess.run(["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s",
-                          "--latency", url], check=True, capture_output=True, text=True).stdout
+    run = WrkRun(url, connections, seconds)
     cpu = cpu_seconds(server.process.pid) - before
-    if "Non-2xx" in out:
-        raise RuntimeError(f"{url}: non-2xx answers under load\n{out}")
-    if "Socket errors" in out:
-        print(f"  {url}: {re.search(r'Socket errors.*', out).group(0)}", flush=True)
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    return rps, latency_ms(out, "50%"), latency_ms(out, "99%"), cpu / requests * 1e6
-
-
-def latency_ms(out, percentile):
-    value, unit = re.search(rf"{re.escape(percentile)}\s+([\d.]+)(us|ms|s)", out).groups()
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    if run.non_2xx:
+        raise RuntimeError(f"{url}: non-2xx answers under load\n{run.out}")
+    if run.socket_errors:
+        print(f"  {url}: {re.search(r'Socket errors.*', run.out).group(0)}", flush=True)
+    return run.rps, run.p50, run.p99, cpu / run.requests * 1e6
 
 
 def runs_of(make, path, connections, args):
