@@ -245,18 +245,25 @@ class Pod:
             self.rootfs.rmdir()
 
 
-def pod_env(sts, pod_name, listen_addr):
-    """The env the kubelet gives a pod of the StatefulSet: literal values, and the downward
-    API's metadata.name. Pods share this node's loopback instead of each having its own
-    network namespace, so each listens on its own loopback address (the pod IP it would
-    have), on the manifest's port unless that is taken here; peers are asked on that port."""
-    (container,) = sts["spec"]["template"]["spec"]["containers"]
+def downward_env(container, pod_name):
+    """A container's env as a pod gets it: literal values, and the downward API's
+    metadata.name."""
     env = {}
     for var in container["env"]:
         if "value" in var:
             env[var["name"]] = var["value"]
         elif var["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name":
             env[var["name"]] = pod_name
+    return env
+
+
+def pod_env(sts, pod_name, listen_addr):
+    """The env the kubelet gives a pod of the StatefulSet: literal values, and the downward
+    API's metadata.name. Pods share this node's loopback instead of each having its own
+    network namespace, so each listens on its own loopback address (the pod IP it would
+    have), on the manifest's port unless that is taken here; peers are asked on that port."""
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    env = downward_env(container, pod_name)
     manifest_port = env["LISTEN_ADDR"].rsplit(":", 1)[1]
     port = listen_addr.rsplit(":", 1)[1]
     env["LISTEN_ADDR"] = listen_addr

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import Replica, one
+from node_runtime import downward_env
 
 VISITS = {0: 4, 1: 7, 2: 2}
 
@@ -22,12 +23,7 @@ def pod_template(kustomized):
 
 def pod_env(container, pod_name):
     """The env a pod gets: literal values, and the downward API's metadata.name."""
-    env = {}
-    for var in container["env"]:
-        if "value" in var:
-            env[var["name"]] = var["value"]
-        elif var["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name":
-            env[var["name"]] = pod_name
+    env = downward_env(container, pod_name)
     # Each pod has its own network namespace; on one machine the three share loopback, so
     # they keep the manifest's port in the check below and take free ports here.
     env["LISTEN_ADDR"] = "127.0.0.1:0"
