@@ -5,19 +5,22 @@
 #[macro_use]
 mod common;
 
-use common::{wasmtime, Artefact, Replica, ReplicaSpec};
+use common::{Artefact, Replica, ReplicaSpec};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn server_with(claim: &std::path::Path, env: &[(&str, &str)]) -> Replica {
+fn spec_with(claim: &std::path::Path, env: &[(&str, &str)]) -> ReplicaSpec {
     let mut spec = ReplicaSpec::new(Artefact::Server, claim, "visits-0");
     spec.env = env
         .iter()
         .map(|(key, value)| (key.to_string(), value.to_string()))
         .collect();
-    spec.start()
+    spec
+}
+
+fn server_with(claim: &std::path::Path, env: &[(&str, &str)]) -> Replica {
+    spec_with(claim, env).start()
 }
 
 /// Sends one request on `stream` and says whether an answer came within `wait`.
@@ -123,19 +126,9 @@ fn a_bad_setting_stops_the_server_and_names_the_variable() {
         ("APPEND_FSYNC", "sometimes"),
         ("IDLE_TIMEOUT_SECONDS", "soon"),
     ] {
-        let output = Command::new(wasmtime())
-            .args([
-                "run",
-                "-S",
-                "inherit-network=y",
-                "-S",
-                "tcp=y",
-                "-S",
-                "cli=y",
-            ])
-            .args(["--env", "LISTEN_ADDR=127.0.0.1:0"])
-            .args(["--env", &format!("{name}={value}")])
-            .arg(Artefact::Server.wasm())
+        let claim = tempfile::tempdir().unwrap();
+        let output = spec_with(claim.path(), &[(name, value)])
+            .command()
             .output()
             .unwrap();
         assert!(!output.status.success(), "{name}={value} was accepted");

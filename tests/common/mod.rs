@@ -121,29 +121,19 @@ impl ReplicaSpec {
     pub fn start(&self) -> Replica {
         Replica::start(self)
     }
-}
 
-/// A running runtime process serving one replica.
-pub struct Replica {
-    child: Child,
-    pub base_url: String,
-    pub addr: String,
-    /// Everything the runtime printed, for failure messages and trap checks.
-    pub output: Arc<Mutex<String>>,
-}
-
-impl Replica {
-    pub fn start(spec: &ReplicaSpec) -> Replica {
+    /// The runtime's command line for this replica, as [`ReplicaSpec::start`] runs it.
+    pub fn command(&self) -> Command {
         let mut command = Command::new(wasmtime());
-        let dir = format!("{}::{}", spec.claim.display(), spec.mount_path);
-        match spec.artefact {
+        let dir = format!("{}::{}", self.claim.display(), self.mount_path);
+        match self.artefact {
             Artefact::Spin => {
                 command.args([
                     "serve",
                     "-S",
                     "cli=y",
                     "--addr",
-                    &spec.listen,
+                    &self.listen,
                     "--dir",
                     &dir,
                 ]);
@@ -160,17 +150,33 @@ impl Replica {
                     "cli=y",
                 ]);
                 command.args(["-S", "allow-ip-name-lookup=y", "--dir", &dir]);
-                command.args(["--env", &format!("LISTEN_ADDR={}", spec.listen)]);
+                command.args(["--env", &format!("LISTEN_ADDR={}", self.listen)]);
             }
         }
-        command.args(["--env", &format!("POD_NAME={}", spec.pod_name)]);
-        if let Some(data_dir) = &spec.data_dir {
+        command.args(["--env", &format!("POD_NAME={}", self.pod_name)]);
+        if let Some(data_dir) = &self.data_dir {
             command.args(["--env", &format!("DATA_DIR={data_dir}")]);
         }
-        for (key, value) in &spec.env {
+        for (key, value) in &self.env {
             command.args(["--env", &format!("{key}={value}")]);
         }
-        command.arg(spec.artefact.wasm());
+        command.arg(self.artefact.wasm());
+        command
+    }
+}
+
+/// A running runtime process serving one replica.
+pub struct Replica {
+    child: Child,
+    pub base_url: String,
+    pub addr: String,
+    /// Everything the runtime printed, for failure messages and trap checks.
+    pub output: Arc<Mutex<String>>,
+}
+
+impl Replica {
+    pub fn start(spec: &ReplicaSpec) -> Replica {
+        let mut command = spec.command();
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
