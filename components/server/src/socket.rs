@@ -194,7 +194,11 @@ impl Connection {
             }
             match self.output.check_write() {
                 Ok(0) => self.write_wait = Some(self.writable.wait_for()),
-                Ok(n) => return Poll::Ready(Ok(usize::try_from(n).unwrap_or(usize::MAX))),
+                Ok(n) => {
+                    // Room again means any flush started before has completed.
+                    self.flushing = false;
+                    return Poll::Ready(Ok(usize::try_from(n).unwrap_or(usize::MAX)));
+                }
                 Err(err) => return Poll::Ready(Err(stream_error(err))),
             }
         }
@@ -324,7 +328,6 @@ impl Write for Connection {
         ready!(self.as_mut().poll_flush(cx))?;
         if self.flushing {
             ready!(self.poll_writable(cx))?;
-            self.flushing = false;
         }
         let _ = self.socket.shutdown(ShutdownType::Send);
         Poll::Ready(Ok(()))
