@@ -4,25 +4,29 @@
 //! - an acknowledged visit is one whole line on disk: each record goes down in a single
 //!   append write (so concurrent instances never interleave), and a write that fails half-way
 //!   is cut back off when that cannot touch anyone else's line;
+//! - each acknowledged visit's count is its own line's number, even for two instances that
+//!   record the same microsecond (`twin_lock.rs`);
 //! - a fragment left by a crash never spoils the log: readers skip any line that is not a
 //!   well-formed record, and the next visit starts on a fresh line;
 //! - nothing reads the whole file into memory: counting is arithmetic on the file size,
 //!   the tail is found by reading backwards, and listing streams fixed-size chunks.
 
 use crate::record::RECORD_LEN;
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 pub const LOG_FILE_NAME: &str = "visits.txt";
 /// Bytes read from disk at a time when listing or looking for the tail.
 const CHUNK_LEN: usize = 64 * 1024;
 
+mod append;
 mod diagnosis;
 mod error;
 mod read;
 #[cfg(test)]
 mod test_support;
+mod twin_lock;
 
 pub use error::LogError;
 pub use read::Records;
@@ -61,6 +65,9 @@ impl Fsync {
 pub struct VisitLog {
     dir: PathBuf,
     fsync: Fsync,
+    /// Whether other processes append to the same file (Spin: an instance per request), so
+    /// that twin visits must lock their microsecond (see [`twin_lock`]).
+    shared: bool,
 }
 
 impl VisitLog {
@@ -72,6 +79,17 @@ impl VisitLog {
         Self {
             dir: dir.into(),
             fsync,
+            shared: true,
+        }
+    }
+
+    /// For the only process appending to this log, one write at a time (the server
+    /// component: one per replica's volume, one batch in flight). No twin can write between
+    /// its size readings, so it skips the twin lock and its three file operations.
+    pub fn sole_writer(self) -> Self {
+        Self {
+            shared: false,
+            ..self
         }
     }
 
@@ -85,82 +103,6 @@ impl VisitLog {
 
     pub fn path(&self) -> PathBuf {
         self.dir.join(LOG_FILE_NAME)
-    }
-
-    /// Appends one record and returns the visit count that includes it.
-    pub fn append(&self, record: &[u8; RECORD_LEN]) -> Result<u64, LogError> {
-        self.append_batch(std::slice::from_ref(record))
-    }
-
-    /// Appends records in one write (group commit) and returns the visit count that
-    /// includes the first; the others follow it one by one. All or none: a write the volume
-    /// takes only in part is cut back off, so a failed batch leaves no line of its own.
-    /// With [`Fsync::Always`] the data is synced before this returns.
-    pub fn append_batch(&self, records: &[[u8; RECORD_LEN]]) -> Result<u64, LogError> {
-        let path = self.path();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(|err| self.diagnose_write_failure("open", err))?;
-        let size_before = file_len(&file, &path)?;
-
-        let mut lines = Vec::with_capacity(records.len() * RECORD_LEN + 1);
-        if ends_mid_line(&mut file, size_before, &path)? {
-            lines.push(b'\n');
-        }
-        lines.extend(records.iter().flatten());
-
-        // One write call, never `write_all`: a retried remainder could land after another
-        // instance's line and tear both.
-        match file.write(&lines) {
-            Ok(written) if written == lines.len() => {}
-            Ok(_) => {
-                self.cut_partial_write(&mut file, size_before, &lines);
-                return Err(LogError::Full(self.dir.clone()));
-            }
-            Err(err) => {
-                self.cut_partial_write(&mut file, size_before, &lines);
-                return Err(self.diagnose_write_failure("append to", err));
-            }
-        }
-        // Where the write landed, not the size read before it: another instance may have
-        // appended in between (Spin runs one per request), and each visit's count is its own.
-        // WASI appends through a stream and reports no offset, so the write is looked for in
-        // what was added since; it is almost always right at `size_before`. (Two instances
-        // recording the same microsecond write the same bytes and may show the same count.)
-        let size_after = file_len(&file, &path)?;
-        let landed_at = find_own_write(&mut file, size_before, size_after, &lines)
-            .unwrap_or(size_after.saturating_sub(lines.len() as u64));
-        let end = landed_at + lines.len() as u64;
-        if self.fsync == Fsync::Always {
-            file.sync_data().map_err(|source| LogError::Io {
-                action: "sync",
-                path,
-                source,
-            })?;
-        }
-        Ok(end / RECORD_LEN as u64 + 1 - records.len() as u64)
-    }
-
-    /// Removes what a failed write left, but only bytes that are provably its own: the
-    /// file grew by less than the write and what it grew by is the write's beginning (with
-    /// O_APPEND, another instance's line landing first would sit there instead).
-    fn cut_partial_write(&self, file: &mut File, size_before: u64, lines: &[u8]) {
-        let Ok(meta) = file.metadata() else { return };
-        let grown = meta.len().saturating_sub(size_before);
-        if grown == 0 || grown >= lines.len() as u64 {
-            return;
-        }
-        let mut landed = vec![0; grown as usize];
-        let ours = file
-            .seek(SeekFrom::Start(size_before))
-            .and_then(|_| file.read_exact(&mut landed))
-            .is_ok_and(|()| landed == lines[..grown as usize]);
-        if ours {
-            let _ = file.set_len(size_before);
-        }
     }
 
     /// The number of recorded visits: whole record widths in the file. A fragment from a
@@ -188,21 +130,6 @@ impl VisitLog {
     }
 }
 
-/// The offset of `lines` among the bytes between `from` and `to`, if it is there and that
-/// stretch is small enough to read (other instances' appends in the meantime).
-fn find_own_write(file: &mut File, from: u64, to: u64, lines: &[u8]) -> Option<u64> {
-    const MAX_LOOK: u64 = 1 << 20;
-    let span = to.checked_sub(from).filter(|&span| span <= MAX_LOOK)?;
-    let mut added = vec![0; span as usize];
-    file.seek(SeekFrom::Start(from))
-        .and_then(|_| file.read_exact(&mut added))
-        .ok()?;
-    let at = added
-        .windows(lines.len())
-        .position(|window| window == lines)?;
-    Some(from + at as u64)
-}
-
 fn count_for_size(size: u64) -> u64 {
     size / RECORD_LEN as u64
 }
@@ -217,167 +144,10 @@ fn file_len(file: &File, path: &Path) -> Result<u64, LogError> {
         })
 }
 
-/// Whether the log ends part-way through a line because a crash cut one short. Only files
-/// whose size is not a whole number of records need looking at.
-///
-/// Another instance's append in flight looks the same for a moment: a record crossing a
-/// page boundary is copied in two pieces, and the size is published after each. So a tail
-/// counts as torn only if it stays so while the size stands still; a live write finishes
-/// within microseconds, a crash's fragment never changes.
-fn ends_mid_line(file: &mut File, mut size: u64, path: &Path) -> Result<bool, LogError> {
-    const SETTLE_CHECKS: u32 = 3;
-    let io_err = |source| LogError::Io {
-        action: "read the end of",
-        path: path.to_owned(),
-        source,
-    };
-    let mut checks = 0;
-    while !size.is_multiple_of(RECORD_LEN as u64) {
-        let mut last = [0u8; 1];
-        file.seek(SeekFrom::Start(size - 1))
-            .and_then(|_| file.read_exact(&mut last))
-            .map_err(io_err)?;
-        if last[0] == b'\n' {
-            return Ok(false);
-        }
-        if checks == SETTLE_CHECKS {
-            return Ok(true);
-        }
-        checks += 1;
-        std::thread::sleep(std::time::Duration::from_micros(200 * u64::from(checks)));
-        size = file.metadata().map_err(io_err)?.len();
-    }
-    Ok(false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::test_support::{all, record};
     use super::*;
-    use crate::record::{record_line, to_moscow};
-    use chrono::{TimeZone, Utc};
-
-    #[test]
-    fn appends_whole_lines_and_counts_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = VisitLog::new(dir.path());
-        assert_eq!(log.count().unwrap(), 0);
-        assert_eq!(log.append(&record(1)).unwrap(), 1);
-        assert_eq!(log.append(&record(2)).unwrap(), 2);
-        let text = fs::read_to_string(log.path()).unwrap();
-        assert_eq!(
-            text,
-            "2023-11-18 17:00:01.000000+03:00\n2023-11-18 17:00:02.000000+03:00\n"
-        );
-        assert_eq!(log.count().unwrap(), 2);
-    }
-
-    #[test]
-    fn a_torn_tail_is_skipped_and_the_next_visit_starts_a_fresh_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = VisitLog::new(dir.path());
-        log.append(&record(1)).unwrap();
-        let mut file = OpenOptions::new().append(true).open(log.path()).unwrap();
-        file.write_all(b"2023-11-18 17:0").unwrap();
-        drop(file);
-
-        assert_eq!(log.count().unwrap(), 1);
-        assert_eq!(all(&log, None).len(), 1);
-        assert_eq!(all(&log, Some(5)).len(), 1);
-
-        assert_eq!(log.append(&record(2)).unwrap(), 2);
-        let text = fs::read_to_string(log.path()).unwrap();
-        assert!(text.ends_with("\n2023-11-18 17:0\n2023-11-18 17:00:02.000000+03:00\n"));
-        assert_eq!(
-            all(&log, None),
-            [
-                "2023-11-18 17:00:01.000000+03:00",
-                "2023-11-18 17:00:02.000000+03:00"
-            ]
-        );
-        assert_eq!(all(&log, Some(1)), ["2023-11-18 17:00:02.000000+03:00"]);
-    }
-
-    #[test]
-    fn a_batch_is_one_run_of_lines_counted_from_the_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = VisitLog::with_fsync(dir.path(), Fsync::No);
-        log.append(&record(1)).unwrap();
-        assert_eq!(
-            log.append_batch(&[record(2), record(3), record(4)])
-                .unwrap(),
-            2
-        );
-        assert_eq!(log.count().unwrap(), 4);
-        // After a torn tail the batch starts on a fresh line and still counts right.
-        OpenOptions::new()
-            .append(true)
-            .open(log.path())
-            .unwrap()
-            .write_all(b"2023-11")
-            .unwrap();
-        assert_eq!(log.append_batch(&[record(5), record(6)]).unwrap(), 5);
-        assert_eq!(all(&log, Some(2)).len(), 2);
-        assert_eq!(all(&log, None).len(), 6);
-    }
-
-    /// A record no other call of this returns: visits at distinct microseconds.
-    fn distinct(micros: i64) -> [u8; RECORD_LEN] {
-        record_line(&to_moscow(
-            Utc.timestamp_micros(1_700_000_000_000_000 + micros)
-                .unwrap(),
-        ))
-    }
-
-    #[test]
-    fn concurrent_appends_each_get_their_own_count() {
-        let dir = tempfile::tempdir().unwrap();
-        let counts: Vec<u64> = std::thread::scope(|scope| {
-            let writers: Vec<_> = (0..8)
-                .map(|writer| {
-                    let log = VisitLog::with_fsync(dir.path(), Fsync::No);
-                    scope.spawn(move || {
-                        (0..100)
-                            .map(|i| log.append(&distinct(writer * 100 + i)).unwrap())
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            writers
-                .into_iter()
-                .flat_map(|writer| writer.join().unwrap())
-                .collect()
-        });
-        let mut sorted = counts.clone();
-        sorted.sort_unstable();
-        assert_eq!(sorted, (1..=800).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn a_partial_write_is_cut_only_when_the_bytes_are_its_own() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = VisitLog::new(dir.path());
-        log.append(&record(1)).unwrap();
-        let lines = [record(2), record(3)].concat();
-        let size_before = log.size_bytes().unwrap();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(log.path())
-            .unwrap();
-
-        file.write_all(&lines[..40]).unwrap();
-        log.cut_partial_write(&mut file, size_before, &lines);
-        assert_eq!(log.size_bytes().unwrap(), size_before, "its own bytes go");
-
-        file.write_all(&record(9)).unwrap();
-        log.cut_partial_write(&mut file, size_before, &lines);
-        assert_eq!(
-            log.size_bytes().unwrap(),
-            size_before + RECORD_LEN as u64,
-            "another instance's line stays"
-        );
-    }
 
     #[test]
     fn a_missing_directory_is_named() {

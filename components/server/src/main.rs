@@ -39,7 +39,9 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on LISTEN_ADDR={addr}"))?;
     let app = Rc::new(App::from_env());
-    let committer = Committer::new(app.log.clone());
+    // A replica's volume is its own (one pod per claim) and the committer writes one batch
+    // at a time, so no twin visit can race ours.
+    let committer = Committer::new(app.log.clone().sole_writer());
     // Tests and operators read the bound address from this line (port 0 picks a free one).
     println!(
         "spin-visits-server: pod {} serving {} on http://{} (APPEND_FSYNC={}, MAX_CONNECTIONS={})",

@@ -1,0 +1,310 @@
+//! The writer: one append write per batch, found again by its bytes to count it.
+
+use super::twin_lock::TwinLock;
+use super::{file_len, Fsync, LogError, VisitLog};
+use crate::record::RECORD_LEN;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+impl VisitLog {
+    /// Appends one record and returns the visit count that includes it.
+    pub fn append(&self, record: &[u8; RECORD_LEN]) -> Result<u64, LogError> {
+        self.append_batch(std::slice::from_ref(record))
+    }
+
+    /// Appends records in one write (group commit) and returns the visit count that
+    /// includes the first; the others follow it one by one. All or none: a write the volume
+    /// takes only in part is cut back off, so a failed batch leaves no line of its own.
+    /// With [`Fsync::Always`] the data is synced before this returns.
+    pub fn append_batch(&self, records: &[[u8; RECORD_LEN]]) -> Result<u64, LogError> {
+        let path = self.path();
+        let twin_lock = records
+            .first()
+            .filter(|_| self.shared)
+            .map(|first| TwinLock::take(&self.dir, first));
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|err| self.diagnose_write_failure("open", err))?;
+        let size_before = file_len(&file, &path)?;
+
+        let mut lines = Vec::with_capacity(records.len() * RECORD_LEN + 1);
+        if ends_mid_line(&mut file, size_before, &path)? {
+            lines.push(b'\n');
+        }
+        lines.extend(records.iter().flatten());
+
+        // One write call, never `write_all`: a retried remainder could land after another
+        // instance's line and tear both.
+        match file.write(&lines) {
+            Ok(written) if written == lines.len() => {}
+            Ok(_) => {
+                self.cut_partial_write(&mut file, size_before, &lines);
+                return Err(LogError::Full(self.dir.clone()));
+            }
+            Err(err) => {
+                self.cut_partial_write(&mut file, size_before, &lines);
+                return Err(self.diagnose_write_failure("append to", err));
+            }
+        }
+        // Where the write landed, not the size read before it: another instance may have
+        // appended in between (Spin runs one per request), and each visit's count is its own.
+        // WASI appends through a stream and reports no offset, so the write is looked for in
+        // what was added since; it is almost always right at `size_before`. The twin lock
+        // keeps a twin with the same bytes from writing in the meantime.
+        let size_after = file_len(&file, &path)?;
+        let landed_at = find_own_write(&mut file, size_before, size_after, &lines)
+            .unwrap_or(size_after.saturating_sub(lines.len() as u64));
+        drop(twin_lock);
+        let end = landed_at + lines.len() as u64;
+        if self.fsync == Fsync::Always {
+            file.sync_data().map_err(|source| LogError::Io {
+                action: "sync",
+                path,
+                source,
+            })?;
+        }
+        Ok(end / RECORD_LEN as u64 + 1 - records.len() as u64)
+    }
+
+    /// Removes what a failed write left, but only bytes that are provably its own: the
+    /// file grew by less than the write and what it grew by is the write's beginning (with
+    /// O_APPEND, another instance's line landing first would sit there instead).
+    fn cut_partial_write(&self, file: &mut File, size_before: u64, lines: &[u8]) {
+        let Ok(meta) = file.metadata() else { return };
+        let grown = meta.len().saturating_sub(size_before);
+        if grown == 0 || grown >= lines.len() as u64 {
+            return;
+        }
+        let mut landed = vec![0; grown as usize];
+        let ours = file
+            .seek(SeekFrom::Start(size_before))
+            .and_then(|_| file.read_exact(&mut landed))
+            .is_ok_and(|()| landed == lines[..grown as usize]);
+        if ours {
+            let _ = file.set_len(size_before);
+        }
+    }
+}
+
+/// The offset of `lines` among the bytes between `from` and `to`, if it is there and that
+/// stretch is small enough to read (other instances' appends in the meantime).
+fn find_own_write(file: &mut File, from: u64, to: u64, lines: &[u8]) -> Option<u64> {
+    const MAX_LOOK: u64 = 1 << 20;
+    let span = to.checked_sub(from).filter(|&span| span <= MAX_LOOK)?;
+    let mut added = vec![0; span as usize];
+    file.seek(SeekFrom::Start(from))
+        .and_then(|_| file.read_exact(&mut added))
+        .ok()?;
+    let at = added
+        .windows(lines.len())
+        .position(|window| window == lines)?;
+    Some(from + at as u64)
+}
+
+/// Whether the log ends part-way through a line because a crash cut one short. Only files
+/// whose size is not a whole number of records need looking at.
+///
+/// Another instance's append in flight looks the same for a moment: a record crossing a
+/// page boundary is copied in two pieces, and the size is published after each. So a tail
+/// counts as torn only if it stays so while the size stands still; a live write finishes
+/// within microseconds, a crash's fragment never changes.
+fn ends_mid_line(file: &mut File, mut size: u64, path: &Path) -> Result<bool, LogError> {
+    const SETTLE_CHECKS: u32 = 3;
+    let io_err = |source| LogError::Io {
+        action: "read the end of",
+        path: path.to_owned(),
+        source,
+    };
+    let mut checks = 0;
+    while !size.is_multiple_of(RECORD_LEN as u64) {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(size - 1))
+            .and_then(|_| file.read_exact(&mut last))
+            .map_err(io_err)?;
+        if last[0] == b'\n' {
+            return Ok(false);
+        }
+        if checks == SETTLE_CHECKS {
+            return Ok(true);
+        }
+        checks += 1;
+        std::thread::sleep(std::time::Duration::from_micros(200 * u64::from(checks)));
+        size = file.metadata().map_err(io_err)?.len();
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{all, record};
+    use super::*;
+    use crate::record::{record_line, to_moscow};
+    use crate::visit_log::LOG_FILE_NAME;
+    use chrono::{TimeZone, Utc};
+    use std::fs;
+
+    #[test]
+    fn appends_whole_lines_and_counts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = VisitLog::new(dir.path());
+        assert_eq!(log.count().unwrap(), 0);
+        assert_eq!(log.append(&record(1)).unwrap(), 1);
+        assert_eq!(log.append(&record(2)).unwrap(), 2);
+        let text = fs::read_to_string(log.path()).unwrap();
+        assert_eq!(
+            text,
+            "2023-11-18 17:00:01.000000+03:00\n2023-11-18 17:00:02.000000+03:00\n"
+        );
+        assert_eq!(log.count().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_torn_tail_is_skipped_and_the_next_visit_starts_a_fresh_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = VisitLog::new(dir.path());
+        log.append(&record(1)).unwrap();
+        let mut file = OpenOptions::new().append(true).open(log.path()).unwrap();
+        file.write_all(b"2023-11-18 17:0").unwrap();
+        drop(file);
+
+        assert_eq!(log.count().unwrap(), 1);
+        assert_eq!(all(&log, None).len(), 1);
+        assert_eq!(all(&log, Some(5)).len(), 1);
+
+        assert_eq!(log.append(&record(2)).unwrap(), 2);
+        let text = fs::read_to_string(log.path()).unwrap();
+        assert!(text.ends_with("\n2023-11-18 17:0\n2023-11-18 17:00:02.000000+03:00\n"));
+        assert_eq!(
+            all(&log, None),
+            [
+                "2023-11-18 17:00:01.000000+03:00",
+                "2023-11-18 17:00:02.000000+03:00"
+            ]
+        );
+        assert_eq!(all(&log, Some(1)), ["2023-11-18 17:00:02.000000+03:00"]);
+    }
+
+    #[test]
+    fn a_batch_is_one_run_of_lines_counted_from_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = VisitLog::with_fsync(dir.path(), Fsync::No);
+        log.append(&record(1)).unwrap();
+        assert_eq!(
+            log.append_batch(&[record(2), record(3), record(4)])
+                .unwrap(),
+            2
+        );
+        assert_eq!(log.count().unwrap(), 4);
+        // After a torn tail the batch starts on a fresh line and still counts right.
+        OpenOptions::new()
+            .append(true)
+            .open(log.path())
+            .unwrap()
+            .write_all(b"2023-11")
+            .unwrap();
+        assert_eq!(log.append_batch(&[record(5), record(6)]).unwrap(), 5);
+        assert_eq!(all(&log, Some(2)).len(), 2);
+        assert_eq!(all(&log, None).len(), 6);
+    }
+
+    /// A record no other call of this returns: visits at distinct microseconds.
+    fn distinct(micros: i64) -> [u8; RECORD_LEN] {
+        record_line(&to_moscow(
+            Utc.timestamp_micros(1_700_000_000_000_000 + micros)
+                .unwrap(),
+        ))
+    }
+
+    #[test]
+    fn concurrent_appends_each_get_their_own_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let counts: Vec<u64> = std::thread::scope(|scope| {
+            let writers: Vec<_> = (0..8)
+                .map(|writer| {
+                    let log = VisitLog::with_fsync(dir.path(), Fsync::No);
+                    scope.spawn(move || {
+                        (0..100)
+                            .map(|i| log.append(&distinct(writer * 100 + i)).unwrap())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            writers
+                .into_iter()
+                .flat_map(|writer| writer.join().unwrap())
+                .collect()
+        });
+        let mut sorted = counts.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (1..=800).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn twins_recorded_the_same_microsecond_get_their_own_counts() {
+        const WRITERS: u64 = 4;
+        const ROUNDS: u64 = 300;
+        let dir = tempfile::tempdir().unwrap();
+        let start = std::sync::Barrier::new(WRITERS as usize);
+        let counts: Vec<u64> = std::thread::scope(|scope| {
+            let writers: Vec<_> = (0..WRITERS)
+                .map(|_| {
+                    let (log, start) = (VisitLog::with_fsync(dir.path(), Fsync::No), &start);
+                    scope.spawn(move || {
+                        (0..ROUNDS)
+                            .map(|round| {
+                                start.wait();
+                                log.append(&distinct(round as i64)).unwrap()
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            writers
+                .into_iter()
+                .flat_map(|writer| writer.join().unwrap())
+                .collect()
+        });
+        let mut shown = std::collections::BTreeMap::<u64, u32>::new();
+        for count in counts {
+            *shown.entry(count).or_default() += 1;
+        }
+        let repeated: Vec<_> = shown.iter().filter(|(_, &times)| times > 1).collect();
+        assert_eq!(repeated, [], "counts shown more than once (count, times)");
+        assert_eq!(shown.len() as u64, WRITERS * ROUNDS);
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [LOG_FILE_NAME], "no lock is left behind");
+    }
+
+    #[test]
+    fn a_partial_write_is_cut_only_when_the_bytes_are_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = VisitLog::new(dir.path());
+        log.append(&record(1)).unwrap();
+        let lines = [record(2), record(3)].concat();
+        let size_before = log.size_bytes().unwrap();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(log.path())
+            .unwrap();
+
+        file.write_all(&lines[..40]).unwrap();
+        log.cut_partial_write(&mut file, size_before, &lines);
+        assert_eq!(log.size_bytes().unwrap(), size_before, "its own bytes go");
+
+        file.write_all(&record(9)).unwrap();
+        log.cut_partial_write(&mut file, size_before, &lines);
+        assert_eq!(
+            log.size_bytes().unwrap(),
+            size_before + RECORD_LEN as u64,
+            "another instance's line stays"
+        );
+    }
+}
