@@ -219,28 +219,45 @@ mod tests {
         ))
     }
 
-    #[test]
-    fn concurrent_appends_each_get_their_own_count() {
-        let dir = tempfile::tempdir().unwrap();
-        let counts: Vec<u64> = std::thread::scope(|scope| {
-            let writers: Vec<_> = (0..8)
+    /// The counts `writers` threads get, each appending `rounds` records to one log, round
+    /// by round in step.
+    fn counts_from_threads(
+        dir: &Path,
+        writers: u64,
+        rounds: u64,
+        record: impl Fn(u64, u64) -> [u8; RECORD_LEN] + Sync,
+    ) -> Vec<u64> {
+        let start = std::sync::Barrier::new(writers as usize);
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..writers)
                 .map(|writer| {
-                    let log = VisitLog::with_fsync(dir.path(), Fsync::No);
+                    let log = VisitLog::with_fsync(dir, Fsync::No);
+                    let (start, record) = (&start, &record);
                     scope.spawn(move || {
-                        (0..100)
-                            .map(|i| log.append(&distinct(writer * 100 + i)).unwrap())
+                        (0..rounds)
+                            .map(|round| {
+                                start.wait();
+                                log.append(&record(writer, round)).unwrap()
+                            })
                             .collect::<Vec<_>>()
                     })
                 })
                 .collect();
-            writers
+            threads
                 .into_iter()
-                .flat_map(|writer| writer.join().unwrap())
+                .flat_map(|thread| thread.join().unwrap())
                 .collect()
+        })
+    }
+
+    #[test]
+    fn concurrent_appends_each_get_their_own_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut counts = counts_from_threads(dir.path(), 8, 100, |writer, round| {
+            distinct((writer * 100 + round) as i64)
         });
-        let mut sorted = counts.clone();
-        sorted.sort_unstable();
-        assert_eq!(sorted, (1..=800).collect::<Vec<_>>());
+        counts.sort_unstable();
+        assert_eq!(counts, (1..=800).collect::<Vec<_>>());
     }
 
     #[test]
@@ -248,25 +265,8 @@ mod tests {
         const WRITERS: u64 = 4;
         const ROUNDS: u64 = 300;
         let dir = tempfile::tempdir().unwrap();
-        let start = std::sync::Barrier::new(WRITERS as usize);
-        let counts: Vec<u64> = std::thread::scope(|scope| {
-            let writers: Vec<_> = (0..WRITERS)
-                .map(|_| {
-                    let (log, start) = (VisitLog::with_fsync(dir.path(), Fsync::No), &start);
-                    scope.spawn(move || {
-                        (0..ROUNDS)
-                            .map(|round| {
-                                start.wait();
-                                log.append(&distinct(round as i64)).unwrap()
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            writers
-                .into_iter()
-                .flat_map(|writer| writer.join().unwrap())
-                .collect()
+        let counts = counts_from_threads(dir.path(), WRITERS, ROUNDS, |_, round| {
+            distinct(round as i64)
         });
         let mut shown = std::collections::BTreeMap::<u64, u32>::new();
         for count in counts {
