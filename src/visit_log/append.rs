@@ -211,7 +211,7 @@ mod tests {
         assert_eq!(all(&log, None).len(), 6);
     }
 
-    /// A record no other call of this returns: visits at distinct microseconds.
+    /// The record of a visit `micros` µs after a fixed instant: one microsecond each.
     fn distinct(micros: i64) -> [u8; RECORD_LEN] {
         record_line(&to_moscow(
             Utc.timestamp_micros(1_700_000_000_000_000 + micros)
