@@ -110,16 +110,22 @@ fn sanitize_pod_name(name: &str) -> String {
         .collect()
 }
 
+/// What a `from_lookup` reads in tests instead of the environment: these pairs, nothing else.
+#[cfg(test)]
+pub(crate) fn lookup_in<'a>(vars: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| {
+        vars.iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Config {
-        Config::from_lookup(|name| {
-            vars.iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| value.to_string())
-        })
+        Config::from_lookup(lookup_in(vars))
     }
 
     #[test]

@@ -73,11 +73,7 @@ mod tests {
     use super::*;
 
     fn server_config(vars: &[(&str, &str)]) -> Result<ServerConfig, String> {
-        ServerConfig::from_lookup(|name| {
-            vars.iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| value.to_string())
-        })
+        ServerConfig::from_lookup(crate::config::lookup_in(vars))
     }
 
     #[test]
