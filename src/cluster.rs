@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
 
 /// The path each peer is asked: its last visits, with its count and name in headers.
 pub const PEER_PATH: &str = "/visits?tail=5";
@@ -19,6 +20,8 @@ pub struct PeerReport {
     /// As configured in `PEERS` (host:port).
     pub peer: String,
     pub state: PeerState,
+    /// How long ago the peer was asked: a host may serve one fan-out's answers for a while.
+    pub age: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +43,13 @@ impl PeerReport {
             state: PeerState::Down {
                 reason: reason.into(),
             },
+            age: Duration::ZERO,
         }
+    }
+
+    /// The same report, asked `age` ago.
+    pub fn asked_ago(self, age: Duration) -> Self {
+        Self { age, ..self }
     }
 
     /// Reads a peer's answer to [`PEER_PATH`].
@@ -69,6 +78,7 @@ impl PeerReport {
                 count,
                 last,
             },
+            age: Duration::ZERO,
         }
     }
 }
@@ -133,7 +143,7 @@ fn escape_json(text: &str) -> String {
     out
 }
 
-/// `{"pod":…,"total":…,"replicas":[{"peer":…,"up":true,"pod":…,"count":…,"last":[…]},…]}`
+/// `{"pod":…,"total":…,"replicas":[{"peer":…,"age_ms":…,"up":true,"pod":…,"count":…,"last":[…]},…]}`
 pub fn render_json(this_pod: &str, reports: &[PeerReport]) -> String {
     let mut out = format!(
         r#"{{"pod":"{this_pod}","total":{},"replicas":["#,
@@ -144,18 +154,22 @@ pub fn render_json(this_pod: &str, reports: &[PeerReport]) -> String {
             out.push(',');
         }
         let peer = escape_json(&report.peer);
+        let age = report.age.as_millis();
         match &report.state {
             PeerState::Up { pod, count, last } => {
                 let last: Vec<String> = last.iter().map(|t| format!(r#""{t}""#)).collect();
                 let _ = write!(
                     out,
-                    r#"{{"peer":"{peer}","up":true,"pod":"{pod}","count":{count},"last":[{}]}}"#,
+                    r#"{{"peer":"{peer}","age_ms":{age},"up":true,"pod":"{pod}","count":{count},"last":[{}]}}"#,
                     last.join(",")
                 );
             }
             PeerState::Down { reason } => {
                 let reason = escape_json(reason);
-                let _ = write!(out, r#"{{"peer":"{peer}","up":false,"reason":"{reason}"}}"#);
+                let _ = write!(
+                    out,
+                    r#"{{"peer":"{peer}","age_ms":{age},"up":false,"reason":"{reason}"}}"#
+                );
             }
         }
     }
@@ -227,19 +241,20 @@ pub fn render_html(this_pod: &str, reports: &[PeerReport]) -> String {
     let mut rows = String::new();
     for report in reports {
         let peer = escape_html(&report.peer);
+        let age = format!("asked {} ms ago", report.age.as_millis());
         match &report.state {
             PeerState::Up { pod, count, last } => {
                 let last = last.join("<br>");
                 let _ = write!(
                     rows,
-                    r#"<tr class="up"><td><code>{pod}</code><br><small>{peer}</small></td><td class="count">{count}</td><td><code>{last}</code></td></tr>"#
+                    r#"<tr class="up"><td><code>{pod}</code><br><small>{peer} · {age}</small></td><td class="count">{count}</td><td><code>{last}</code></td></tr>"#
                 );
             }
             PeerState::Down { reason } => {
                 let reason = escape_html(reason);
                 let _ = write!(
                     rows,
-                    r#"<tr class="down"><td><small>{peer}</small></td><td class="count">down</td><td>{reason}</td></tr>"#
+                    r#"<tr class="down"><td><small>{peer} · {age}</small></td><td class="count">down</td><td>{reason}</td></tr>"#
                 );
             }
         }
@@ -355,12 +370,13 @@ mod tests {
     fn json_lists_every_replica_up_or_down() {
         let reports = [
             up("visits-0", 3),
-            PeerReport::down("visits-2:8080", "refused \"x\""),
+            PeerReport::down("visits-2:8080", "refused \"x\"")
+                .asked_ago(Duration::from_millis(1500)),
         ];
         assert_eq!(
             render_json("visits-0", &reports),
             format!(
-                r#"{{"pod":"visits-0","total":3,"replicas":[{{"peer":"visits-0.visits-headless:8080","up":true,"pod":"visits-0","count":3,"last":["{T}"]}},{{"peer":"visits-2:8080","up":false,"reason":"refused \"x\""}}]}}"#
+                r#"{{"pod":"visits-0","total":3,"replicas":[{{"peer":"visits-0.visits-headless:8080","age_ms":0,"up":true,"pod":"visits-0","count":3,"last":["{T}"]}},{{"peer":"visits-2:8080","age_ms":1500,"up":false,"reason":"refused \"x\""}}]}}"#
             )
         );
     }

@@ -18,7 +18,7 @@ pub struct Config {
     pub peers: Vec<String>,
     /// When a visit is acknowledged (`APPEND_FSYNC`: `always`, after the data is synced, or
     /// `no`, after the write). An unknown value means the safe default here; the server
-    /// component refuses to start on one (see `server_config`).
+    /// component refuses to start on one (see [`Config::read`]).
     pub append_fsync: Fsync,
 }
 
@@ -35,8 +35,16 @@ impl Config {
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        Self::read(lookup).0
+    }
+
+    /// The settings, and the reason a value was refused and replaced by its default, if one
+    /// was: the Spin component carries on with the safe default, the server stops.
+    pub fn read(lookup: impl Fn(&str) -> Option<String>) -> (Self, Option<String>) {
         let set = |name| lookup(name).filter(|value: &String| !value.is_empty());
-        Self {
+        let append_fsync = set("APPEND_FSYNC").map(|value| Fsync::parse(&value));
+        let refused = append_fsync.clone().and_then(Result::err);
+        let config = Self {
             data_dir: set("DATA_DIR")
                 .unwrap_or_else(|| DEFAULT_DATA_DIR.into())
                 .into(),
@@ -53,10 +61,9 @@ impl Config {
                         .collect()
                 })
                 .unwrap_or_default(),
-            append_fsync: set("APPEND_FSYNC")
-                .and_then(|value| Fsync::parse(&value).ok())
-                .unwrap_or_default(),
-        }
+            append_fsync: append_fsync.and_then(Result::ok).unwrap_or_default(),
+        };
+        (config, refused)
     }
 }
 

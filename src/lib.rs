@@ -1,12 +1,21 @@
 //! spin-visits: a visit log that runs as a WebAssembly component.
 //!
-//! Pure modules ([`record`], [`visit_log`], [`listing`], [`page`], [`metrics`], [`config`]) know nothing of
-//! HTTP hosts and are tested on the host; [`routes`] is the one handler that both artefacts,
-//! the Spin component and the socket server, call.
+//! The crate, from the bottom up; everything here is tested on the host:
+//! - [`record`]: Moscow time and the 33-byte line of one visit;
+//! - [`visit_log`]: `visits.txt`: appends (one record or a batch), counts, tails, streamed
+//!   reads, and the diagnosis of a full, read-only or missing volume;
+//! - [`listing`], [`page`], [`metrics`], [`cluster`]: what `/visits`, `/`, `/metrics` and
+//!   `/visits/all` answer, as text;
+//! - [`config`], [`server_config`]: settings from the WASI environment;
+//! - [`routes`]: the one async HTTP handler, `http::Request` in, `http::Response` out;
+//! - [`host`]: the port through which the handler waits for what only the entry point can do
+//!   (append a visit, ask the peers). The two entry crates, `components/spin` and
+//!   `components/server`, implement it and convert types; nothing else.
 
 pub mod body;
 pub mod cluster;
 pub mod config;
+pub mod host;
 pub mod listing;
 pub mod metrics;
 pub mod page;
@@ -16,4 +25,6 @@ pub mod routes;
 pub mod server_config;
 pub mod visit_log;
 
-pub use routes::{handle, prepare, App, Body, ClusterView, PendingVisit, Prepared, RequestBody};
+pub use body::{Body, RequestBody};
+pub use host::Host;
+pub use routes::{handle, App};

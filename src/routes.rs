@@ -1,15 +1,17 @@
 //! The one HTTP handler both artefacts call: plain `http` requests in, responses out.
-//! It knows nothing of Spin or sockets; each entry point only converts types and pumps the
-//! body.
+//! It knows nothing of Spin or sockets: what a request waits for (a visit's append, the
+//! peers' answers) it asks of the entry point's [`Host`]; each entry point only converts
+//! types and pumps the body.
 
-pub use crate::body::{Body, ClusterView, RequestBody};
+pub use crate::body::{Body, RequestBody};
 use crate::cluster;
 use crate::config::Config;
+use crate::host::{Appended, Host};
 use crate::listing::{ListFormat, Listing};
 use crate::metrics;
 use crate::page::{self, VisitView};
 use crate::query::{requested_format, ListQuery};
-use crate::record::{self, RECORD_LEN};
+use crate::record;
 use crate::visit_log::{LogError, VisitLog};
 use chrono::{DateTime, FixedOffset};
 use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
@@ -76,106 +78,29 @@ impl Route {
     }
 }
 
-/// Answers one request, appending a visit on its own. The request body is never read: no
-/// route takes one.
-pub fn handle(request: &Request<RequestBody>, app: &App) -> Response<Body> {
-    match prepare(request, app) {
-        Prepared::Done(response) => response,
-        Prepared::Visit(visit) => {
-            let appended = app.log.append(visit.record());
-            visit.answer(appended.as_ref().copied(), app)
-        }
-    }
-}
-
-/// A request, answered or waiting for its visit to be written.
-#[derive(Debug)]
-pub enum Prepared {
-    Done(Response<Body>),
-    /// A valid visit: the caller appends its record, alone ([`handle`]) or together with
-    /// others (the server's group commit), then calls [`PendingVisit::answer`].
-    Visit(PendingVisit),
-}
-
-/// A visit whose record is not written yet.
-#[derive(Debug)]
-pub struct PendingVisit {
-    line: [u8; RECORD_LEN],
-}
-
-impl PendingVisit {
-    /// The line to append.
-    pub fn record(&self) -> &[u8; RECORD_LEN] {
-        &self.line
-    }
-
-    /// The answer once the append returned: the page with the visit's own count, or the
-    /// reason it was not recorded.
-    pub fn answer(self, appended: Result<u64, &LogError>, app: &App) -> Response<Body> {
-        let pod = app.config.pod_name.as_str();
-        match appended {
-            Ok(count) => {
-                let html = page::render(&VisitView {
-                    moscow_time: record::timestamp_text(&self.line),
-                    count,
-                    pod_name: pod,
-                });
-                respond(
-                    StatusCode::OK,
-                    "text/html; charset=utf-8",
-                    Body::Full(html.into_bytes()),
-                    pod,
-                )
-            }
-            Err(err) => log_error(err, pod),
-        }
-    }
-}
-
-/// Routes a request and answers everything but a visit, which needs its append first.
-pub fn prepare(request: &Request<RequestBody>, app: &App) -> Prepared {
-    Prepared::Done(match route(request, app) {
-        Ok(route) => route,
-        Err(visit) => return Prepared::Visit(visit),
-    })
-}
-
-fn route(request: &Request<RequestBody>, app: &App) -> Result<Response<Body>, PendingVisit> {
+/// Answers one request. The request body is never read: no route takes one.
+pub async fn handle(request: &Request<RequestBody>, app: &App, host: &impl Host) -> Response<Body> {
     let pod = app.config.pod_name.as_str();
-    let Some(route) = Route::find(request.uri().path()) else {
-        return Ok(text(StatusCode::NOT_FOUND, "not found\n".into(), pod));
+    let route = match checked_route(request) {
+        Ok(route) => route,
+        Err(refusal) => return refusal.into_response(pod),
     };
-    if !route.allows(request.method()) {
-        let mut response = text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("method not allowed: use {}\n", route.allow()),
-            pod,
-        );
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static(route.allow()));
-        return Ok(response);
-    }
-    if *request.body() == RequestBody::Present {
-        return Ok(text(
-            StatusCode::BAD_REQUEST,
-            format!("{} takes no request body\n", request.uri().path()),
-            pod,
-        ));
-    }
-    Ok(match route {
+    match route {
         Route::Visit => {
-            return Err(PendingVisit {
-                line: record::record_line(&(app.clock)()),
-            })
+            let line = record::record_line(&(app.clock)());
+            let appended = host.append(line).await;
+            visit_page(&line, appended, pod)
         }
         Route::Visits => visits(request, app),
         Route::Health => text(StatusCode::OK, "ok\n".into(), pod),
-        Route::Ready => match app.log.check_writable() {
-            Ok(()) => text(StatusCode::OK, "ready\n".into(), pod),
-            Err(err) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{err}\n"), pod),
+        Route::Ready => match host.unready_reason() {
+            Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n"), pod),
+            None => match app.log.check_writable() {
+                Ok(()) => text(StatusCode::OK, "ready\n".into(), pod),
+                Err(err) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{err}\n"), pod),
+            },
         },
-        Route::Cluster => cluster_view(request, app),
+        Route::Cluster => cluster_view(request, app, host).await,
         Route::Metrics => match app.log.size_bytes() {
             Ok(size) => respond(
                 StatusCode::OK,
@@ -185,7 +110,75 @@ fn route(request: &Request<RequestBody>, app: &App) -> Result<Response<Body>, Pe
             ),
             Err(err) => log_error(&err, pod),
         },
-    })
+    }
+}
+
+/// Why a request gets no route: unknown path 404, wrong method 405 (with the methods that
+/// would do), a body 400. None of these records a visit.
+struct Refusal {
+    status: StatusCode,
+    reason: String,
+    allow: Option<&'static str>,
+}
+
+impl Refusal {
+    fn into_response(self, pod: &str) -> Response<Body> {
+        let mut response = text(self.status, self.reason, pod);
+        if let Some(allow) = self.allow {
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+fn checked_route(request: &Request<RequestBody>) -> Result<Route, Refusal> {
+    let refuse = |status, reason| Refusal {
+        status,
+        reason,
+        allow: None,
+    };
+    let Some(route) = Route::find(request.uri().path()) else {
+        return Err(refuse(StatusCode::NOT_FOUND, "not found\n".into()));
+    };
+    if !route.allows(request.method()) {
+        return Err(Refusal {
+            allow: Some(route.allow()),
+            ..refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("method not allowed: use {}\n", route.allow()),
+            )
+        });
+    }
+    if *request.body() == RequestBody::Present {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            format!("{} takes no request body\n", request.uri().path()),
+        ));
+    }
+    Ok(route)
+}
+
+/// The page for a visit once its append returned: the recorded time and its own count, or
+/// the reason it was not recorded.
+fn visit_page(line: &[u8; record::RECORD_LEN], appended: Appended, pod: &str) -> Response<Body> {
+    match appended {
+        Ok(count) => {
+            let html = page::render(&VisitView {
+                moscow_time: record::timestamp_text(line),
+                count,
+                pod_name: pod,
+            });
+            respond(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                Body::Full(html.into_bytes()),
+                pod,
+            )
+        }
+        Err(err) => log_error(&err, pod),
+    }
 }
 
 fn visits(request: &Request<RequestBody>, app: &App) -> Response<Body> {
@@ -213,18 +206,30 @@ fn visits(request: &Request<RequestBody>, app: &App) -> Response<Body> {
     }
 }
 
-fn cluster_view(request: &Request<RequestBody>, app: &App) -> Response<Body> {
+async fn cluster_view(
+    request: &Request<RequestBody>,
+    app: &App,
+    host: &impl Host,
+) -> Response<Body> {
     let pod = app.config.pod_name.as_str();
     let format = match ListQuery::parse(request.uri().query().unwrap_or("")) {
         Ok(query) => requested_format(&query, request),
         Err(reason) => return text(StatusCode::BAD_REQUEST, format!("{reason}\n"), pod),
     };
-    let content_type = match format {
-        ListFormat::Text => "text/html; charset=utf-8",
-        ListFormat::Json => "application/json",
+    let reports = host.ask_peers(&app.config.peers).await;
+    let (content_type, body) = match format {
+        ListFormat::Text => (
+            "text/html; charset=utf-8",
+            cluster::render_html(pod, &reports),
+        ),
+        ListFormat::Json => ("application/json", cluster::render_json(pod, &reports)),
     };
-    let view = ClusterView::new(pod.to_owned(), app.config.peers.clone(), format);
-    respond(StatusCode::OK, content_type, Body::Cluster(view), pod)
+    respond(
+        StatusCode::OK,
+        content_type,
+        Body::Full(body.into_bytes()),
+        pod,
+    )
 }
 
 fn log_error(err: &LogError, pod: &str) -> Response<Body> {
@@ -267,6 +272,7 @@ fn respond(
 mod tests {
     use super::*;
     use crate::cluster::PeerReport;
+    use crate::host::{self, Direct};
     use http::header::ACCEPT;
     use std::path::Path;
 
@@ -285,6 +291,11 @@ mod tests {
         }
     }
 
+    /// The handler with a host that appends at once: it never waits.
+    fn answer(request: &Request<RequestBody>, app: &App) -> Response<Body> {
+        host::now(handle(request, app, &Direct(&app.log)))
+    }
+
     fn call(
         app: &App,
         method: Method,
@@ -295,7 +306,7 @@ mod tests {
         if let Some(accept) = accept {
             request = request.header(ACCEPT, accept);
         }
-        let response = handle(&request.body(RequestBody::Empty).unwrap(), app);
+        let response = answer(&request.body(RequestBody::Empty).unwrap(), app);
         let (parts, body) = response.into_parts();
         let body = String::from_utf8(body.into_bytes().unwrap()).unwrap();
         (parts.status, parts.headers, body)
@@ -379,11 +390,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = app_in(dir.path());
         let request = Request::get("/").body(RequestBody::Present).unwrap();
-        let response = handle(&request, &app);
+        let response = answer(&request, &app);
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert!(!dir.path().join("visits.txt").exists());
         let post = Request::post("/").body(RequestBody::Present).unwrap();
-        assert_eq!(handle(&post, &app).status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(answer(&post, &app).status(), StatusCode::METHOD_NOT_ALLOWED);
     }
 
     #[test]
@@ -409,28 +420,62 @@ mod tests {
         );
     }
 
+    /// Answers every peer as down with its own name, so the test sees what was asked.
+    struct PeersDown;
+
+    impl Host for PeersDown {
+        async fn append(&self, _: [u8; record::RECORD_LEN]) -> Appended {
+            unreachable!("the cluster view records no visit")
+        }
+
+        async fn ask_peers(&self, configured: &[String]) -> Vec<PeerReport> {
+            configured
+                .iter()
+                .map(|peer| PeerReport::down(peer, format!("asked {peer}")))
+                .collect()
+        }
+    }
+
     #[test]
-    fn the_cluster_view_waits_for_its_peers() {
+    fn the_cluster_view_asks_the_configured_peers() {
         let dir = tempfile::tempdir().unwrap();
         let mut app = app_in(dir.path());
         app.config.peers = vec!["a:1".into(), "b:2".into()];
         let request = Request::get("/visits/all?format=json")
             .body(RequestBody::Empty)
             .unwrap();
-        let (parts, body) = handle(&request, &app).into_parts();
+        let (parts, body) = host::now(handle(&request, &app, &PeersDown)).into_parts();
         assert_eq!(parts.status, StatusCode::OK);
         assert_eq!(parts.headers[CONTENT_TYPE], "application/json");
-        let Body::Cluster(view) = body else {
-            panic!("expected a cluster view")
-        };
-        assert_eq!(view.peers(), ["a:1", "b:2"]);
-        let reports = [
-            PeerReport::down("a:1", "refused"),
-            PeerReport::down("b:2", "refused"),
-        ];
-        let json = String::from_utf8(view.render(&reports)).unwrap();
+        let json = String::from_utf8(body.into_bytes().unwrap()).unwrap();
         assert!(json.starts_with(r#"{"pod":"visits-0","total":0,"replicas":[{"peer":"a:1""#));
+        assert!(
+            json.contains("asked a:1") && json.contains("asked b:2"),
+            "{json}"
+        );
         assert!(!dir.path().join("visits.txt").exists(), "nothing recorded");
+    }
+
+    #[test]
+    fn readiness_gives_the_hosts_reason_first() {
+        struct Draining;
+        impl Host for Draining {
+            async fn append(&self, _: [u8; record::RECORD_LEN]) -> Appended {
+                unreachable!()
+            }
+            async fn ask_peers(&self, _: &[String]) -> Vec<PeerReport> {
+                unreachable!()
+            }
+            fn unready_reason(&self) -> Option<String> {
+                Some("draining".into())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_in(dir.path());
+        let request = Request::get("/readyz").body(RequestBody::Empty).unwrap();
+        let response = host::now(handle(&request, &app, &Draining));
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.into_body().into_bytes().unwrap(), b"draining\n");
     }
 
     #[test]

@@ -90,6 +90,9 @@ class Replica:
         self.output = []
         args = [tool("wasmtime", "WASMTIME"), "run", "-S", "inherit-network=y", "-S", "tcp=y",
                 "-S", "cli=y", "-S", "allow-ip-name-lookup=y", "--dir", f"{claim}::{mount_path}"]
+        # Replicas share this machine's ports: the admin listener takes a free one unless a
+        # test names it.
+        env = {"ADMIN_ADDR": "127.0.0.1:0", **env}
         for key, value in env.items():
             args += ["--env", f"{key}={value}"]
         self._start(args + [str(wasm)])

@@ -4,6 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use spin_visits::config::Config;
+use spin_visits::host::{self, Direct};
 use spin_visits::{handle, App, RequestBody};
 
 const LOG: &[u8] = b"2023-11-18 17:54:26.913511+03:00\n2023-11-18 17:54:27.000001+03:00\n";
@@ -24,7 +25,7 @@ fuzz_target!(|input: (String, String)| {
         ..Config::default()
     });
 
-    let response = handle(&request, &app);
+    let response = host::now(handle(&request, &app, &Direct(&app.log)));
     let status = response.status().as_u16();
     let body = response.into_body().into_bytes().unwrap();
     match status {

@@ -151,6 +151,11 @@ impl ReplicaSpec {
                 ]);
                 command.args(["-S", "allow-ip-name-lookup=y", "--dir", &dir]);
                 command.args(["--env", &format!("LISTEN_ADDR={}", self.listen)]);
+                // Replicas share this machine's ports: the admin listener takes a free one
+                // unless the test names it.
+                if !self.env.iter().any(|(key, _)| key == "ADMIN_ADDR") {
+                    command.args(["--env", "ADMIN_ADDR=127.0.0.1:0"]);
+                }
             }
         }
         command.args(["--env", &format!("POD_NAME={}", self.pod_name)]);

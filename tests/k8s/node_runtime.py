@@ -267,6 +267,9 @@ def pod_env(sts, pod_name, listen_addr):
     manifest_port = env["LISTEN_ADDR"].rsplit(":", 1)[1]
     port = listen_addr.rsplit(":", 1)[1]
     env["LISTEN_ADDR"] = listen_addr
+    # The admin listener on the pod's own address, at the manifest's port.
+    ip = listen_addr.rsplit(":", 1)[0]
+    env["ADMIN_ADDR"] = f"{ip}:{env['ADMIN_ADDR'].rsplit(':', 1)[1]}" if "ADMIN_ADDR" in env else f"{ip}:0"
     for name in ("PEERS", "PEER_SERVICE"):
         if name in env:
             env[name] = env[name].replace(f":{manifest_port}", f":{port}")

@@ -9,6 +9,7 @@ use hyper::body::{Body as _, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use spin_visits::host::Direct;
 use spin_visits::{App, RequestBody};
 use std::convert::Infallible;
 use std::rc::Rc;
@@ -34,11 +35,17 @@ async fn main() -> anyhow::Result<()> {
                     let service = service_fn(move |request: hyper::Request<Incoming>| {
                         let request = request
                             .map(|body| RequestBody::from_end_of_stream(body.is_end_stream()));
-                        let (parts, body) = spin_visits::handle(&request, &app).into_parts();
-                        let bytes = body.into_bytes().unwrap_or_default();
-                        let response =
-                            hyper::Response::from_parts(parts, Full::new(Bytes::from(bytes)));
-                        async move { Ok::<_, Infallible>(response) }
+                        let app = app.clone();
+                        async move {
+                            let (parts, body) =
+                                spin_visits::handle(&request, &app, &Direct(&app.log))
+                                    .await
+                                    .into_parts();
+                            let bytes = body.into_bytes().unwrap_or_default();
+                            let response =
+                                hyper::Response::from_parts(parts, Full::new(Bytes::from(bytes)));
+                            Ok::<_, Infallible>(response)
+                        }
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)

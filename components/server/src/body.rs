@@ -1,18 +1,36 @@
 //! The shared handler's body as a hyper body: whole bodies get a Content-Length, the log
-//! listing goes out chunked as it is read.
+//! listing goes out chunked as it is read. Dropping it tells the connection its answer is
+//! done, so the idle deadline starts only then.
 
+use crate::connection::Tracker;
+use crate::server::InFlight;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use spin_visits::Body;
 use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
-pub struct HyperBody(Option<Body>);
+pub struct HyperBody {
+    body: Option<Body>,
+    tracker: Rc<Tracker>,
+    _in_flight: InFlight,
+}
 
-impl From<Body> for HyperBody {
-    fn from(body: Body) -> Self {
-        Self(Some(body))
+impl HyperBody {
+    pub fn new(body: Body, tracker: Rc<Tracker>, in_flight: InFlight) -> Self {
+        Self {
+            body: Some(body),
+            tracker,
+            _in_flight: in_flight,
+        }
+    }
+}
+
+impl Drop for HyperBody {
+    fn drop(&mut self) {
+        self.tracker.answered();
     }
 }
 
@@ -25,14 +43,12 @@ impl http_body::Body for HyperBody {
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         // File reads in WASI 0.2 are blocking calls, so every poll is ready at once.
-        let frame = match self.0.take() {
+        let frame = match self.body.take() {
             None => None,
             Some(Body::Full(bytes)) => Some(Ok(Frame::data(Bytes::from(bytes)))),
-            // main.rs renders the cluster view before the body is sent.
-            Some(Body::Cluster(_)) => Some(Err(io::Error::other("cluster view not rendered"))),
             Some(Body::Listing(mut listing)) => match listing.next_chunk() {
                 Ok(Some(chunk)) => {
-                    self.0 = Some(Body::Listing(listing));
+                    self.body = Some(Body::Listing(listing));
                     Some(Ok(Frame::data(Bytes::from(chunk))))
                 }
                 Ok(None) => None,
@@ -43,14 +59,14 @@ impl http_body::Body for HyperBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.is_none()
+        self.body.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.0 {
+        match &self.body {
             None => SizeHint::with_exact(0),
             Some(Body::Full(bytes)) => SizeHint::with_exact(bytes.len() as u64),
-            Some(Body::Listing(_) | Body::Cluster(_)) => SizeHint::default(),
+            Some(Body::Listing(_)) => SizeHint::default(),
         }
     }
 }

@@ -9,12 +9,11 @@
 
 use futures_channel::oneshot;
 use spin_visits::record::RECORD_LEN;
-use spin_visits::visit_log::{LogError, VisitLog};
+use spin_visits::visit_log::VisitLog;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-/// What a visit learns from its batch: its count, or why the batch was not recorded.
-pub type Appended = Result<u64, Rc<LogError>>;
+use spin_visits::host::Appended;
 
 pub struct Committer {
     log: VisitLog,

@@ -1,9 +1,9 @@
-//! `/visits/all` on the server: asks every peer for its last visits with hyper's HTTP/1
+//! The server's peer client: asks each peer for its last visits with hyper's HTTP/1
 //! client over wasi:sockets. Under runwasi a command component has TCP sockets but no
 //! wasi:http outgoing handler, so the server speaks HTTP to its peers itself.
 
 use crate::lookup::resolve_all_ipv4;
-use crate::socket::Connection;
+use crate::tcp::TcpStream;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty, Limited};
 use spin_visits::cluster::{PeerReport, COUNT_HEADER, MAX_PEER_BODY, PEER_PATH};
@@ -48,7 +48,7 @@ async fn fetch(peer: &str) -> Result<PeerReport, String> {
             .ok_or_else(|| format!("{host} has no IPv4 address"))?,
         Err(err) => return Err(err.to_string()),
     };
-    let connection = Connection::connect(SocketAddrV4::new(ip, port))
+    let connection = TcpStream::connect(SocketAddrV4::new(ip, port))
         .await
         .map_err(|err| format!("cannot connect: {err}"))?;
     let (mut sender, driver) = hyper::client::conn::http1::handshake(connection)

@@ -1,6 +1,6 @@
-//! hyper's timer, used for the header-read timeout, on wstd's clock.
+//! The connections' deadlines (`connection.rs`) on wstd's clock, as hyper's `Timer`.
 //!
-//! hyper arms a timer for every request. One wasi pollable per arm cost host calls and a slot
+//! A connection arms a deadline for most requests. One wasi pollable per arm cost host calls and a slot
 //! in every reactor poll: about 40% of a small request's time. A timeout of seconds needs no
 //! finer grain than a tick, so all pending sleeps share one ticker task and one pollable; arming
 //! a sleep is a push onto a list, timed by the ticker's own clock.

@@ -7,17 +7,37 @@ mod peers;
 use futures::SinkExt;
 use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
+use spin_visits::cluster::PeerReport;
+use spin_visits::host::{Appended, Host};
+use spin_visits::record::RECORD_LEN;
+use spin_visits::visit_log::VisitLog;
 use spin_visits::{App, Body, RequestBody};
+use std::rc::Rc;
 // The streams types spin-sdk 5.2 binds to (its own pinned `wasi` crate).
 use wasi::io::streams::StreamError;
 
 #[http_component]
 async fn handle(incoming: IncomingRequest, outparam: ResponseOutparam) {
+    let app = App::from_env();
     let response = match to_http_request(&incoming) {
-        Ok(request) => spin_visits::handle(&request, &App::from_env()),
+        Ok(request) => spin_visits::handle(&request, &app, &SpinHost(&app.log)).await,
         Err(reason) => bad_request(reason),
     };
     send(response, outparam).await;
+}
+
+/// A fresh instance per request: a visit is appended on its own, and the peers are asked
+/// through the host's outbound HTTP.
+struct SpinHost<'a>(&'a VisitLog);
+
+impl Host for SpinHost<'_> {
+    async fn append(&self, record: [u8; RECORD_LEN]) -> Appended {
+        self.0.append(&record).map_err(Rc::new)
+    }
+
+    async fn ask_peers(&self, configured: &[String]) -> Vec<PeerReport> {
+        peers::gather(configured)
+    }
 }
 
 fn to_http_request(incoming: &IncomingRequest) -> Result<http::Request<RequestBody>, String> {
@@ -92,10 +112,6 @@ async fn send(response: http::Response<Body>, outparam: ResponseOutparam) {
     match body {
         Body::Full(bytes) => {
             let _ = sink.send(bytes).await;
-        }
-        // Only /visits/all: ask the peers, then send the rendered view.
-        Body::Cluster(view) => {
-            let _ = sink.send(view.render(&peers::gather(view.peers()))).await;
         }
         Body::Listing(mut listing) => {
             while let Ok(Some(chunk)) = listing.next_chunk() {

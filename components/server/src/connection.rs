@@ -1,0 +1,236 @@
+//! A served connection: a [`TcpStream`] whose waits have deadlines that mean what they say.
+//!
+//! - idle: no request and no answer in flight for this long, and the connection ends quietly
+//!   (end of stream to hyper);
+//! - header read: a request whose head is not complete this long after its first byte fails;
+//! - write: a client that takes no bytes of an answer for this long fails, so a reader that
+//!   stopped cannot hold its slot; one that keeps taking bytes gets the whole answer.
+//!
+//! hyper's own header-read timer starts when a connection goes idle, so it cannot tell an
+//! idle keep-alive connection from a slow request head; the phase, shared with the service
+//! ([`Tracker`]), tells them apart.
+
+use crate::tcp::TcpStream;
+use crate::timer::WstdTimer;
+use hyper::rt::{Read, ReadBufCursor, Sleep, Timer, Write};
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub idle: Duration,
+    pub header_read: Duration,
+    pub write: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for a request: the idle deadline.
+    Idle,
+    /// A request's first bytes are in, its head is not: the header-read deadline.
+    Head,
+    /// The request is being answered: no read deadline (the write has its own).
+    Answering,
+}
+
+type Deadline = Pin<Box<dyn Sleep>>;
+
+/// What a connection shares with its service: which phase a request is in, and whether the
+/// server wants the connection closed once it is idle (a drain).
+pub struct Tracker {
+    timeouts: Timeouts,
+    phase: Cell<Phase>,
+    closing: Cell<bool>,
+    /// The deadline of the read that is waiting, for the current phase.
+    read_deadline: RefCell<Option<Deadline>>,
+    /// Whom a waiting read wakes; `None` while no read waits. hyper does not read again after
+    /// answering if its read is still waiting, so phase changes re-arm the deadline for it.
+    read_waker: RefCell<Option<Waker>>,
+}
+
+impl Tracker {
+    pub fn new(timeouts: Timeouts) -> Rc<Self> {
+        Rc::new(Self {
+            timeouts,
+            phase: Cell::new(Phase::Idle),
+            closing: Cell::new(false),
+            read_deadline: RefCell::default(),
+            read_waker: RefCell::default(),
+        })
+    }
+
+    /// The head is complete: the service has the request.
+    pub fn answering(&self) {
+        self.enter(Phase::Answering);
+    }
+
+    /// The answer's body is done (or dropped): from now the connection is idle.
+    pub fn answered(&self) {
+        self.enter(Phase::Idle);
+    }
+
+    /// Ends the connection as soon as it is idle (now, if it is).
+    pub fn close_when_idle(&self) {
+        self.closing.set(true);
+        if self.phase.get() == Phase::Idle {
+            if let Some(waker) = self.read_waker.borrow().as_ref() {
+                waker.wake_by_ref();
+            }
+        }
+    }
+
+    pub fn closing(&self) -> bool {
+        self.closing.get()
+    }
+
+    fn enter(&self, phase: Phase) {
+        if self.phase.replace(phase) == phase {
+            return;
+        }
+        self.read_deadline.borrow_mut().take();
+        let waker = self.read_waker.borrow().clone();
+        if let Some(waker) = waker {
+            if phase == Phase::Idle && self.closing.get() {
+                waker.wake();
+                return;
+            }
+            // Arms the new phase's deadline for the reader already waiting; it cannot have
+            // passed yet, so the answer is Pending.
+            let _ = self.poll_read_deadline(&mut Context::from_waker(&waker));
+        }
+    }
+
+    /// While a read waits: whether its phase's deadline has passed. An idle connection then
+    /// ends (zero bytes, which hyper takes as the client's goodbye); a request head fails.
+    fn poll_read_deadline(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let phase = self.phase.get();
+        if phase == Phase::Idle && self.closing.get() {
+            return Poll::Ready(Ok(()));
+        }
+        let limit = match phase {
+            Phase::Idle => self.timeouts.idle,
+            Phase::Head => self.timeouts.header_read,
+            Phase::Answering => return Poll::Pending,
+        };
+        let mut deadline = self.read_deadline.borrow_mut();
+        let sleep = deadline.get_or_insert_with(|| WstdTimer.sleep(limit));
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        *deadline = None;
+        Poll::Ready(match phase {
+            Phase::Head => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no whole request head within {} s", limit.as_secs()),
+            )),
+            _ => Ok(()),
+        })
+    }
+}
+
+/// One accepted connection, handed to hyper.
+pub struct Connection {
+    stream: TcpStream,
+    tracker: Rc<Tracker>,
+    /// Armed when a write first has to wait; dropped whenever the client takes bytes.
+    write_deadline: Option<Deadline>,
+}
+
+impl Connection {
+    pub fn new(stream: TcpStream, tracker: Rc<Tracker>) -> Self {
+        Self {
+            stream,
+            tracker,
+            write_deadline: None,
+        }
+    }
+
+    /// After a write had to wait: whether the client has taken nothing for too long.
+    fn poll_write_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let limit = self.tracker.timeouts.write;
+        let sleep = self
+            .write_deadline
+            .get_or_insert_with(|| WstdTimer.sleep(limit));
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the client took no bytes for {} s", limit.as_secs()),
+        )))
+    }
+
+    /// A write's outcome: progress clears the write deadline, a wait is bounded by it.
+    fn bounded<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match polled {
+            Poll::Ready(result) => {
+                self.write_deadline = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => match self.poll_write_deadline(cx) {
+                Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+                _ => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl Read for Connection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let tracker = &this.tracker;
+        if tracker.phase.get() == Phase::Idle && tracker.closing.get() {
+            return Poll::Ready(Ok(()));
+        }
+        match this.stream.poll_read_into(cx, &mut buf) {
+            Poll::Ready(read) => {
+                tracker.read_waker.borrow_mut().take();
+                if matches!(read, Ok(n) if n > 0) && tracker.phase.get() == Phase::Idle {
+                    // A request begins: the idle deadline gives way to the header-read one.
+                    tracker.enter(Phase::Head);
+                }
+                Poll::Ready(read.map(drop))
+            }
+            Poll::Pending => {
+                let mut waker = tracker.read_waker.borrow_mut();
+                if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *waker = Some(cx.waker().clone());
+                }
+                drop(waker);
+                tracker.poll_read_deadline(cx)
+            }
+        }
+    }
+}
+
+impl Write for Connection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = self.stream.poll_write_from(cx, buf);
+        self.bounded(cx, polled)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.stream.start_flush())
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = self.stream.poll_close(cx);
+        self.bounded(cx, polled)
+    }
+}

@@ -1,0 +1,104 @@
+//! `/visits/all`'s fan-out: which replicas to ask, and one ask in flight at a time.
+//!
+//! Every request asking every peer would make N requests a second to one replica N ×
+//! replicas across the StatefulSet. Concurrent requests share the fan-out in flight, and its
+//! result serves the requests of the next `window` too, so a peer sees at most about one ask
+//! per window from each replica, whatever the request rate.
+
+use crate::lookup::resolve_all_ipv4;
+use crate::peers;
+use futures_channel::oneshot;
+use spin_visits::cluster::{discovered_peers, sort_by_pod, PeerReport};
+use spin_visits::config::PeerService;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// One fan-out's answers and when they were asked.
+#[derive(Clone)]
+pub struct Asked {
+    pub at: Instant,
+    pub reports: Rc<Vec<PeerReport>>,
+}
+
+pub struct Fanout {
+    /// `PEER_SERVICE`, read once; used when `PEERS` is empty.
+    service: Result<Option<PeerService>, String>,
+    window: Duration,
+    last: RefCell<Option<Asked>>,
+    /// Requests waiting for the fan-out in flight; `None` while none is.
+    waiting: RefCell<Option<Vec<oneshot::Sender<Asked>>>>,
+}
+
+impl Fanout {
+    pub fn new(window: Duration) -> Rc<Self> {
+        Rc::new(Self {
+            service: PeerService::from_env(),
+            window,
+            last: RefCell::default(),
+            waiting: RefCell::default(),
+        })
+    }
+
+    /// The replicas' reports: from the last fan-out if it is younger than the window, else
+    /// from the one in flight, else from a new one.
+    pub async fn ask(self: &Rc<Self>, configured: &[String]) -> Asked {
+        if let Some(last) = self.last.borrow().as_ref() {
+            if last.at.elapsed() < self.window {
+                return last.clone();
+            }
+        }
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut waiting = self.waiting.borrow_mut();
+            let start = waiting.is_none();
+            waiting.get_or_insert_with(Vec::new).push(reply);
+            start
+        };
+        if start {
+            // Its own task, so a client that hangs up cannot strand the others waiting.
+            let (fanout, configured) = (self.clone(), configured.to_vec());
+            wstd::runtime::spawn(async move {
+                let reports = Rc::new(fanout.gather(&configured).await);
+                let asked = Asked {
+                    at: Instant::now(),
+                    reports,
+                };
+                *fanout.last.borrow_mut() = Some(asked.clone());
+                for reply in fanout.waiting.borrow_mut().take().unwrap_or_default() {
+                    let _ = reply.send(asked.clone());
+                }
+            })
+            .detach();
+        }
+        answer
+            .await
+            .expect("the fan-out answers every waiting request")
+    }
+
+    /// The reports for `/visits/all`: the configured `PEERS`, or else every address behind
+    /// `PEER_SERVICE` (looked up again each time, so a scaled StatefulSet is seen), in pod
+    /// order.
+    async fn gather(&self, configured: &[String]) -> Vec<PeerReport> {
+        if !configured.is_empty() {
+            return peers::gather(configured).await;
+        }
+        let service = match &self.service {
+            Ok(Some(service)) => service,
+            Ok(None) => return Vec::new(),
+            Err(reason) => return vec![PeerReport::down("PEER_SERVICE", reason.clone())],
+        };
+        let name = format!("{}:{}", service.host, service.port);
+        match resolve_all_ipv4(&service.host).await {
+            Ok(addresses) if addresses.is_empty() => {
+                vec![PeerReport::down(&name, "the name has no IPv4 address")]
+            }
+            Ok(addresses) => {
+                let mut reports = peers::gather(&discovered_peers(&addresses, service.port)).await;
+                sort_by_pod(&mut reports);
+                reports
+            }
+            Err(err) => vec![PeerReport::down(&name, err.to_string())],
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The server: accepts connections up to a cap, serves each with hyper's HTTP/1.1, and
+//! drains for a rollout. After tokio's mini-redis `Listener`: a slot per connection, taken
+//! before the accept, so past the cap new connections wait in the listen backlog.
+
+use crate::body::HyperBody;
+use crate::commit::Committer;
+use crate::connection::{Connection, Timeouts, Tracker};
+use crate::fanout::Fanout;
+use crate::host::ServerHost;
+use crate::listener::{AcceptError, Listener};
+use crate::timer;
+use async_lock::{Semaphore, SemaphoreGuardArc};
+use http::header::{HeaderValue, CONNECTION};
+use http_body::Body as _;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use spin_visits::server_config::ServerConfig;
+use spin_visits::{App, RequestBody};
+use std::cell::{Cell, RefCell};
+use std::convert::Infallible;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// After running out of descriptors, how long the lowered cap holds before one slot is
+/// given back to try again.
+const CAP_PROBE_AFTER: Duration = Duration::from_secs(5);
+
+pub struct Server {
+    pub app: App,
+    pub committer: Rc<Committer>,
+    pub fanout: Rc<Fanout>,
+    config: ServerConfig,
+    slots: Arc<Semaphore>,
+    /// Slots held back because accepting failed for lack of descriptors: the working cap is
+    /// `max_connections` minus these.
+    withheld: RefCell<Vec<SemaphoreGuardArc>>,
+    last_out_of_descriptors: Cell<Option<Instant>>,
+    /// Every open connection, for a drain to close the idle ones.
+    connections: RefCell<Vec<Weak<Tracker>>>,
+    open: Cell<usize>,
+    /// Requests being answered.
+    in_flight: Cell<usize>,
+    /// Set by `/drain`: `/readyz` fails from then on.
+    drain_started: Cell<Option<Instant>>,
+    /// Set once the drain's delay has passed: connections close after their answer.
+    closing: Cell<bool>,
+}
+
+impl Server {
+    pub fn new(config: ServerConfig) -> Rc<Self> {
+        let app = App::new(config.app.clone());
+        Rc::new(Self {
+            // A replica's volume is its own (one pod per claim) and the committer writes one
+            // batch at a time.
+            committer: Committer::new(app.log.clone().sole_writer()),
+            fanout: Fanout::new(config.peer_cache),
+            app,
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            withheld: RefCell::default(),
+            last_out_of_descriptors: Cell::new(None),
+            connections: RefCell::default(),
+            open: Cell::new(0),
+            in_flight: Cell::new(0),
+            drain_started: Cell::new(None),
+            closing: Cell::new(false),
+            config,
+        })
+    }
+
+    pub fn draining(&self) -> bool {
+        self.drain_started.get().is_some()
+    }
+
+    /// Connections the server takes now: the cap less the slots withheld.
+    pub fn working_cap(&self) -> usize {
+        self.config.max_connections - self.withheld.borrow().len()
+    }
+
+    /// Accepts and serves connections forever.
+    pub async fn run(self: &Rc<Self>, listener: Listener) {
+        let timeouts = Timeouts {
+            idle: self.config.idle_timeout,
+            header_read: self.config.header_read_timeout,
+            write: self.config.write_timeout,
+        };
+        let mut backoff = ACCEPT_BACKOFF_MIN;
+        loop {
+            let slot = self.slots.acquire_arc().await;
+            match listener.accept().await {
+                Ok(stream) => {
+                    backoff = ACCEPT_BACKOFF_MIN;
+                    self.probe_withheld_slot();
+                    let tracker = Tracker::new(timeouts);
+                    if self.closing.get() {
+                        tracker.close_when_idle();
+                    }
+                    self.track(&tracker);
+                    let server = self.clone();
+                    wstd::runtime::spawn(async move {
+                        server
+                            .serve(Connection::new(stream, tracker.clone()), tracker)
+                            .await;
+                        server.open.set(server.open.get() - 1);
+                        drop(slot);
+                    })
+                    .detach()
+                }
+                // Out of descriptors (more connections than the pod's RLIMIT_NOFILE allows):
+                // serve the connections held with one slot fewer, so the log and the peer
+                // requests keep theirs, and wait before trying again so as not to spin.
+                Err(AcceptError::OutOfDescriptors(err)) => {
+                    if self.working_cap() > 1 {
+                        self.withheld.borrow_mut().push(slot);
+                    }
+                    self.last_out_of_descriptors.set(Some(Instant::now()));
+                    eprintln!(
+                        "spin-visits-server: accept failed: {err}; out of descriptors, serving at most {} connections",
+                        self.working_cap()
+                    );
+                    wstd::task::sleep(backoff.into()).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                }
+                Err(AcceptError::Other(err)) => {
+                    eprintln!("spin-visits-server: accept failed: {err}; retrying in {backoff:?}");
+                    wstd::task::sleep(backoff.into()).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    /// Gives one withheld slot back once descriptors have not run out for a while.
+    fn probe_withheld_slot(&self) {
+        let quiet = self
+            .last_out_of_descriptors
+            .get()
+            .is_none_or(|at| at.elapsed() > CAP_PROBE_AFTER);
+        if quiet && self.withheld.borrow_mut().pop().is_some() {
+            self.last_out_of_descriptors.set(Some(Instant::now()));
+        }
+    }
+
+    fn track(&self, tracker: &Rc<Tracker>) {
+        self.open.set(self.open.get() + 1);
+        let mut connections = self.connections.borrow_mut();
+        if connections.len() >= 2 * self.open.get() {
+            connections.retain(|weak| weak.strong_count() > 0);
+        }
+        connections.push(Rc::downgrade(tracker));
+    }
+
+    /// Whether an answer should end its connection: while draining, or while every slot is
+    /// taken, so keep-alive slots rotate and clients waiting in the backlog get their turn.
+    fn close_after_answer(&self) -> bool {
+        self.closing.get() || self.open.get() >= self.working_cap()
+    }
+
+    async fn serve(self: &Rc<Self>, connection: Connection, tracker: Rc<Tracker>) {
+        let server = self.clone();
+        let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            tracker.answering();
+            let in_flight = InFlight::new(server.clone());
+            let request = request.map(|body| RequestBody::from_end_of_stream(body.is_end_stream()));
+            let (server, tracker) = (server.clone(), tracker.clone());
+            async move {
+                let response =
+                    spin_visits::handle(&request, &server.app, &ServerHost(&server)).await;
+                let (mut parts, body) = response.into_parts();
+                if server.close_after_answer() || tracker.closing() {
+                    parts
+                        .headers
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, Infallible>(hyper::Response::from_parts(
+                    parts,
+                    HyperBody::new(body, tracker, in_flight),
+                ))
+            }
+        });
+        // The connection enforces its deadlines itself (see `connection.rs`).
+        let served = http1::Builder::new()
+            .timer(timer::WstdTimer)
+            .header_read_timeout(None)
+            .serve_connection(connection, service)
+            .await;
+        if let Err(err) = served {
+            // Clients that hang up mid-request are routine; anything else is worth a line.
+            if !err.is_incomplete_message() {
+                eprintln!("spin-visits-server: connection error: {err}");
+            }
+        }
+    }
+
+    /// `/drain`, for the kubelet's preStop: fail readiness at once, keep serving while the
+    /// endpoint leaves the Service, then close connections as they go idle and return once
+    /// no request is in flight (or the timeout passes). Calling it again waits the same way.
+    pub async fn drain(self: &Rc<Self>) -> String {
+        let started = *self.drain_started.get().get_or_insert_with(|| {
+            let now = Instant::now();
+            self.drain_started.set(Some(now));
+            eprintln!("spin-visits-server: draining");
+            now
+        });
+        let delay = self.config.drain_delay.saturating_sub(started.elapsed());
+        if !delay.is_zero() {
+            wstd::task::sleep(delay.into()).await;
+        }
+        if !self.closing.replace(true) {
+            for tracker in self.connections.borrow().iter().filter_map(Weak::upgrade) {
+                tracker.close_when_idle();
+            }
+        }
+        let deadline = started + self.config.drain_delay + self.config.drain_timeout;
+        // Visits in flight include those queued for the next group commit.
+        while self.in_flight.get() > 0 && Instant::now() < deadline {
+            wstd::task::sleep(Duration::from_millis(20).into()).await;
+        }
+        format!(
+            "drained: {} requests in flight, {} connections open\n",
+            self.in_flight.get(),
+            self.open.get()
+        )
+    }
+}
+
+/// A request being answered, from the head's arrival until its body is done (or the
+/// request is dropped).
+pub struct InFlight(Rc<Server>);
+
+impl InFlight {
+    fn new(server: Rc<Server>) -> Self {
+        server.in_flight.set(server.in_flight.get() + 1);
+        Self(server)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.set(self.0.in_flight.get() - 1);
+    }
+}
