@@ -188,16 +188,98 @@ def test_pod_name_comes_from_the_downward_api(rendered):
     assert pod_name["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
 
 
+def named_port(c, name_or_number):
+    """The containerPort a probe, hook or Service targetPort refers to, by name or number."""
+    (port,) = [p for p in c["ports"] if name_or_number in (p["name"], p["containerPort"])]
+    return port
+
+
+def addr_port(c, variable):
+    return int(env_of(c)[variable]["value"].rsplit(":", 1)[1])
+
+
 def test_ports_line_up(rendered):
+    """http (LISTEN_ADDR) carries visits, probes and Services; admin (ADMIN_ADDR) only the
+    preStop hook."""
     c = container(one(rendered, "StatefulSet"))
-    listen_port = int(env_of(c)["LISTEN_ADDR"]["value"].rsplit(":", 1)[1])
-    (port,) = c["ports"]
-    assert port["containerPort"] == listen_port
+    assert [p["name"] for p in c["ports"]] == ["http", "admin"]
+    assert named_port(c, "http")["containerPort"] == addr_port(c, "LISTEN_ADDR")
+    assert named_port(c, "admin")["containerPort"] == addr_port(c, "ADMIN_ADDR")
     for service in (s for s in rendered if s["kind"] == "Service"):
         for service_port in service["spec"]["ports"]:
-            assert service_port["targetPort"] in (port["name"], port["containerPort"])
+            assert named_port(c, service_port["targetPort"])["name"] == "http"
     for probe in ("livenessProbe", "readinessProbe"):
-        assert c[probe]["httpGet"]["port"] in (port["name"], port["containerPort"])
+        assert named_port(c, c[probe]["httpGet"]["port"])["name"] == "http"
+
+
+def test_pre_stop_drains_through_the_admin_port_no_service_exposes(rendered):
+    c = container(one(rendered, "StatefulSet"))
+    hook = c["lifecycle"]["preStop"]["httpGet"]
+    assert hook["path"] == "/drain"
+    admin = named_port(c, hook["port"])
+    assert admin["name"] == "admin" and admin["containerPort"] == addr_port(c, "ADMIN_ADDR")
+    assert admin["containerPort"] != named_port(c, "http")["containerPort"]
+    for service in (s for s in rendered if s["kind"] == "Service"):
+        for service_port in service["spec"]["ports"]:
+            assert service_port["targetPort"] not in (admin["name"], admin["containerPort"]), \
+                service["metadata"]["name"]
+    # (the NetworkPolicy side: test_chart_extras.py)
+
+
+def test_grace_period_outlasts_the_drain(rendered):
+    """The grace period counts from the hook's start: it must cover the longest /drain
+    (delay, then in-flight work up to the timeout) with room to spare."""
+    sts = one(rendered, "StatefulSet")
+    env = env_of(container(sts))
+    drain = int(env["DRAIN_DELAY_SECONDS"]["value"]) + int(env["DRAIN_TIMEOUT_SECONDS"]["value"])
+    assert sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > drain
+
+
+def test_server_settings_are_the_interface_defaults(rendered):
+    env = {k: v["value"] for k, v in env_of(container(one(rendered, "StatefulSet"))).items() if "value" in v}
+    assert env["MAX_CONNECTIONS"] == "900", "descriptors must remain under the pod's soft limit of 1024"
+    assert int(env["MAX_CONNECTIONS"]) < 1024
+    assert {k: env[k] for k in ("WRITE_TIMEOUT_SECONDS", "IDLE_TIMEOUT_SECONDS", "HEADER_READ_TIMEOUT_SECONDS",
+                                "ADMIN_ADDR", "DRAIN_DELAY_SECONDS", "DRAIN_TIMEOUT_SECONDS",
+                                "PEER_CACHE_MILLISECONDS")} == {
+        "WRITE_TIMEOUT_SECONDS": "30", "IDLE_TIMEOUT_SECONDS": "60", "HEADER_READ_TIMEOUT_SECONDS": "10",
+        "ADMIN_ADDR": "0.0.0.0:9090", "DRAIN_DELAY_SECONDS": "2", "DRAIN_TIMEOUT_SECONDS": "20",
+        "PEER_CACHE_MILLISECONDS": "500"}
+
+
+def test_volume_capacity_is_the_claims_request(rendered):
+    sts = one(rendered, "StatefulSet")
+    (claim,) = sts["spec"]["volumeClaimTemplates"]
+    capacity = env_of(container(sts))["VOLUME_CAPACITY"]["value"]
+    assert capacity == claim["spec"]["resources"]["requests"]["storage"]
+
+
+def test_chart_server_values_take_effect():
+    sts = one(render_chart({
+        "persistence": {"size": "2Gi"}, "terminationGracePeriodSeconds": 70,
+        "server": {"adminPort": 9191, "writeTimeoutSeconds": 5, "drainDelaySeconds": 10,
+                   "drainTimeoutSeconds": 50, "peerCacheMilliseconds": 1000, "maxConnections": 4000},
+    }), "StatefulSet")
+    c = container(sts)
+    env = {k: v.get("value") for k, v in env_of(c).items()}
+    assert env["VOLUME_CAPACITY"] == "2Gi"
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert (env["ADMIN_ADDR"], env["WRITE_TIMEOUT_SECONDS"], env["DRAIN_DELAY_SECONDS"],
+            env["DRAIN_TIMEOUT_SECONDS"], env["PEER_CACHE_MILLISECONDS"], env["MAX_CONNECTIONS"]) == (
+        "0.0.0.0:9191", "5", "10", "50", "1000", "4000")
+    assert named_port(c, c["lifecycle"]["preStop"]["httpGet"]["port"])["containerPort"] == 9191
+    assert sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 70
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"terminationGracePeriodSeconds": 22}, "must exceed"),
+    ({"server": {"drainTimeoutSeconds": 40}}, "must exceed"),
+    ({"server": {"adminPort": 8080}}, "must differ"),
+    ({"server": {"peerCacheMilliseconds": 1001}}, "peerCacheMilliseconds"),
+])
+def test_chart_refuses_a_grace_period_shorter_than_the_drain_and_other_clashes(values, message):
+    with pytest.raises(helm.HelmError, match=message):
+        render_chart(values)
 
 
 def test_peers_are_found_through_the_headless_service(rendered):
@@ -214,8 +296,8 @@ def test_peers_are_found_through_the_headless_service(rendered):
 
 
 def test_chart_peer_service_follows_the_name_and_port():
-    sts = one(render_chart({"replicas": 5, "containerPort": 9090}, name="lab"), "StatefulSet")
-    assert env_of(container(sts))["PEER_SERVICE"]["value"] == "lab-headless:9090"
+    sts = one(render_chart({"replicas": 5, "containerPort": 9000}, name="lab"), "StatefulSet")
+    assert env_of(container(sts))["PEER_SERVICE"]["value"] == "lab-headless:9000"
 
 
 def test_probes_are_the_health_routes(rendered):

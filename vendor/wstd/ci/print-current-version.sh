@@ -1,2 +1,0 @@
-#!/bin/sh
-grep '^version =' Cargo.toml | head -n 1 | sed 's/.*"\(.*\)"/\1/'
