@@ -7,7 +7,8 @@
 //! link the Spin entry, whose `incoming-handler` export would make runwasi run it as a proxy.
 //!
 //! The modules, from the socket up: `tcp` (a stream over wasi:sockets), `listener`,
-//! `connection` (deadlines), `server` (the accept loop, the cap, the drain), `admin`
+//! `connection` (deadlines), `slots` (the connection cap), `server` (the accept loop, the
+//! drain), `admin`
 //! (`/drain`), `host` (the handler's port: `commit` for group commit, `fanout` → `peers` →
 //! `lookup` for `/visits/all`), `body` (the answer as a hyper body), `timer`.
 
@@ -21,6 +22,7 @@ mod listener;
 mod lookup;
 mod peers;
 mod server;
+mod slots;
 mod tcp;
 mod timer;
 

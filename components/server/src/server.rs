@@ -8,8 +8,8 @@ use crate::connection::{Connection, Timeouts, Tracker};
 use crate::fanout::Fanout;
 use crate::host::ServerHost;
 use crate::listener::{AcceptError, Listener};
+use crate::slots::Slots;
 use crate::timer;
-use async_lock::{Semaphore, SemaphoreGuardArc};
 use http::header::{HeaderValue, CONNECTION};
 use http_body::Body as _;
 use hyper::server::conn::http1;
@@ -19,7 +19,6 @@ use spin_visits::{App, RequestBody};
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::rc::{Rc, Weak};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
@@ -27,20 +26,18 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// After running out of descriptors, how long the lowered cap holds before one slot is
 /// given back to try again.
 const CAP_PROBE_AFTER: Duration = Duration::from_secs(5);
+/// Descriptors kept free when the cap is lowered: the log's reads, a probe, the peers.
+const DESCRIPTOR_RESERVE: usize = 16;
 
 pub struct Server {
     pub app: App,
     pub committer: Rc<Committer>,
     pub fanout: Rc<Fanout>,
     config: ServerConfig,
-    slots: Arc<Semaphore>,
-    /// Slots held back because accepting failed for lack of descriptors: the working cap is
-    /// `max_connections` minus these.
-    withheld: RefCell<Vec<SemaphoreGuardArc>>,
+    slots: Rc<Slots>,
     last_out_of_descriptors: Cell<Option<Instant>>,
     /// Every open connection, for a drain to close the idle ones.
     connections: RefCell<Vec<Weak<Tracker>>>,
-    open: Cell<usize>,
     /// Requests being answered.
     in_flight: Cell<usize>,
     /// Set by `/drain`: `/readyz` fails from then on.
@@ -58,11 +55,9 @@ impl Server {
             committer: Committer::new(app.log.clone().sole_writer()),
             fanout: Fanout::new(config.peer_cache),
             app,
-            slots: Arc::new(Semaphore::new(config.max_connections)),
-            withheld: RefCell::default(),
+            slots: Slots::new(config.max_connections),
             last_out_of_descriptors: Cell::new(None),
             connections: RefCell::default(),
-            open: Cell::new(0),
             in_flight: Cell::new(0),
             drain_started: Cell::new(None),
             closing: Cell::new(false),
@@ -74,9 +69,10 @@ impl Server {
         self.drain_started.get().is_some()
     }
 
-    /// Connections the server takes now: the cap less the slots withheld.
+    /// Connections the server takes now: `MAX_CONNECTIONS`, or fewer after running out of
+    /// descriptors.
     pub fn working_cap(&self) -> usize {
-        self.config.max_connections - self.withheld.borrow().len()
+        self.slots.cap()
     }
 
     /// Accepts and serves connections forever.
@@ -88,11 +84,11 @@ impl Server {
         };
         let mut backoff = ACCEPT_BACKOFF_MIN;
         loop {
-            let slot = self.slots.acquire_arc().await;
+            let slot = self.slots.take().await;
             match listener.accept().await {
                 Ok(stream) => {
                     backoff = ACCEPT_BACKOFF_MIN;
-                    self.probe_withheld_slot();
+                    self.probe_lowered_cap();
                     let tracker = Tracker::new(timeouts);
                     if self.closing.get() {
                         tracker.close_when_idle();
@@ -103,18 +99,16 @@ impl Server {
                         server
                             .serve(Connection::new(stream, tracker.clone()), tracker)
                             .await;
-                        server.open.set(server.open.get() - 1);
                         drop(slot);
                     })
                     .detach()
                 }
                 // Out of descriptors (more connections than the pod's RLIMIT_NOFILE allows):
-                // serve the connections held with one slot fewer, so the log and the peer
-                // requests keep theirs, and wait before trying again so as not to spin.
+                // serve the connections held, take no more until a reserve is free for the
+                // log and the peer requests, and wait before trying again so as not to spin.
                 Err(AcceptError::OutOfDescriptors(err)) => {
-                    if self.working_cap() > 1 {
-                        self.withheld.borrow_mut().push(slot);
-                    }
+                    drop(slot);
+                    self.slots.lower_to_fit(DESCRIPTOR_RESERVE);
                     self.last_out_of_descriptors.set(Some(Instant::now()));
                     eprintln!(
                         "spin-visits-server: accept failed: {err}; out of descriptors, serving at most {} connections",
@@ -132,21 +126,19 @@ impl Server {
         }
     }
 
-    /// Gives one withheld slot back once descriptors have not run out for a while.
-    fn probe_withheld_slot(&self) {
-        let quiet = self
-            .last_out_of_descriptors
-            .get()
-            .is_none_or(|at| at.elapsed() > CAP_PROBE_AFTER);
-        if quiet && self.withheld.borrow_mut().pop().is_some() {
-            self.last_out_of_descriptors.set(Some(Instant::now()));
+    /// Raises a lowered cap by one slot once descriptors have not run out for a while.
+    fn probe_lowered_cap(&self) {
+        if let Some(at) = self.last_out_of_descriptors.get() {
+            if at.elapsed() > CAP_PROBE_AFTER {
+                self.slots.raise();
+                self.last_out_of_descriptors.set(Some(Instant::now()));
+            }
         }
     }
 
     fn track(&self, tracker: &Rc<Tracker>) {
-        self.open.set(self.open.get() + 1);
         let mut connections = self.connections.borrow_mut();
-        if connections.len() >= 2 * self.open.get() {
+        if connections.len() >= 2 * self.slots.open() {
             connections.retain(|weak| weak.strong_count() > 0);
         }
         connections.push(Rc::downgrade(tracker));
@@ -155,7 +147,7 @@ impl Server {
     /// Whether an answer should end its connection: while draining, or while every slot is
     /// taken, so keep-alive slots rotate and clients waiting in the backlog get their turn.
     fn close_after_answer(&self) -> bool {
-        self.closing.get() || self.open.get() >= self.working_cap()
+        self.closing.get() || self.slots.full()
     }
 
     async fn serve(self: &Rc<Self>, connection: Connection, tracker: Rc<Tracker>) {
@@ -221,7 +213,7 @@ impl Server {
         format!(
             "drained: {} requests in flight, {} connections open\n",
             self.in_flight.get(),
-            self.open.get()
+            self.slots.open()
         )
     }
 }
