@@ -20,6 +20,9 @@ pub struct Config {
     /// `no`, after the write). An unknown value means the safe default here; the server
     /// component refuses to start on one (see [`Config::read`]).
     pub append_fsync: Fsync,
+    /// The volume's size in bytes (`VOLUME_CAPACITY`, a Kubernetes quantity such as `100Mi`:
+    /// the claim's request), for `/metrics`; the log cannot see its claim's size itself.
+    pub volume_capacity: Option<u64>,
 }
 
 impl Default for Config {
@@ -43,7 +46,15 @@ impl Config {
     pub fn read(lookup: impl Fn(&str) -> Option<String>) -> (Self, Option<String>) {
         let set = |name| lookup(name).filter(|value: &String| !value.is_empty());
         let append_fsync = set("APPEND_FSYNC").map(|value| Fsync::parse(&value));
-        let refused = append_fsync.clone().and_then(Result::err);
+        let volume_capacity = set("VOLUME_CAPACITY").map(|value| {
+            parse_quantity(&value).ok_or_else(|| {
+                format!("VOLUME_CAPACITY={value} is not a size such as 100Mi or 2Gi")
+            })
+        });
+        let refused = append_fsync
+            .clone()
+            .and_then(Result::err)
+            .or_else(|| volume_capacity.clone().and_then(Result::err));
         let config = Self {
             data_dir: set("DATA_DIR")
                 .unwrap_or_else(|| DEFAULT_DATA_DIR.into())
@@ -62,6 +73,7 @@ impl Config {
                 })
                 .unwrap_or_default(),
             append_fsync: append_fsync.and_then(Result::ok).unwrap_or_default(),
+            volume_capacity: volume_capacity.and_then(Result::ok),
         };
         (config, refused)
     }
@@ -106,6 +118,33 @@ impl PeerService {
     }
 }
 
+/// A Kubernetes quantity in bytes: a whole number with an optional binary (`Ki`…`Ei`) or
+/// decimal (`k`…`E`) suffix, as storage requests are written.
+pub fn parse_quantity(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(digits);
+    let unit: u64 = match suffix {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "Pi" => 1 << 50,
+        "Ei" => 1 << 60,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "P" => 1_000_000_000_000_000,
+        "E" => 1_000_000_000_000_000_000,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(unit)
+}
+
 /// Pod names are DNS subdomains; anything else is replaced so the name is always safe in a
 /// header value, in HTML and in JSON without escaping.
 fn sanitize_pod_name(name: &str) -> String {
@@ -131,6 +170,20 @@ pub(crate) fn lookup_in<'a>(vars: &'a [(&str, &str)]) -> impl Fn(&str) -> Option
 mod tests {
     use super::*;
 
+    #[test]
+    fn quantities_are_bytes() {
+        assert_eq!(parse_quantity("100Mi"), Some(100 << 20));
+        assert_eq!(parse_quantity("2Gi"), Some(2 << 30));
+        assert_eq!(parse_quantity("500M"), Some(500_000_000));
+        assert_eq!(parse_quantity("4096"), Some(4096));
+        for bad in ["", "Mi", "1.5Gi", "10MB", "-1Gi", "99999999999Ei"] {
+            assert_eq!(parse_quantity(bad), None, "{bad}");
+        }
+        let (config, refused) = Config::read(lookup_in(&[("VOLUME_CAPACITY", "10MB")]));
+        assert_eq!(config.volume_capacity, None);
+        assert!(refused.unwrap().contains("VOLUME_CAPACITY"));
+    }
+
     fn config(vars: &[(&str, &str)]) -> Config {
         Config::from_lookup(lookup_in(vars))
     }
@@ -142,6 +195,7 @@ mod tests {
             pod_name: "local".into(),
             peers: vec![],
             append_fsync: Fsync::Always,
+            volume_capacity: None,
         };
         assert_eq!(config(&[]), expected);
         assert_eq!(config(&[("DATA_DIR", ""), ("POD_NAME", "")]), expected);

@@ -28,6 +28,10 @@ pub trait Host {
     fn unready_reason(&self) -> Option<String> {
         None
     }
+
+    /// Appends the host's own series to `/metrics` (the server: requests, connections,
+    /// commits), labelled with `pod`.
+    fn metrics(&self, _pod: &str, _out: &mut String) {}
 }
 
 /// A host that appends each visit at once and has no peer client: for tests, the fuzz

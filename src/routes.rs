@@ -53,6 +53,18 @@ enum Route {
 }
 
 impl Route {
+    /// The route's path, as `/metrics` labels requests.
+    fn path(self) -> &'static str {
+        match self {
+            Route::Visit => "/",
+            Route::Visits => "/visits",
+            Route::Health => "/healthz",
+            Route::Ready => "/readyz",
+            Route::Metrics => "/metrics",
+            Route::Cluster => "/visits/all",
+        }
+    }
+
     fn find(path: &str) -> Option<Self> {
         match path {
             "/" => Some(Route::Visit),
@@ -76,6 +88,12 @@ impl Route {
     fn allows(self, method: &Method) -> bool {
         method == Method::GET || (method == Method::HEAD && self != Route::Visit)
     }
+}
+
+/// The route label of a request path for metrics: the route's path, or `other`, so that
+/// scanners cannot grow the series without bound.
+pub fn route_label(path: &str) -> &'static str {
+    Route::find(path).map_or("other", Route::path)
 }
 
 /// Answers one request. The request body is never read: no route takes one.
@@ -102,12 +120,16 @@ pub async fn handle(request: &Request<RequestBody>, app: &App, host: &impl Host)
         },
         Route::Cluster => cluster_view(request, app, host).await,
         Route::Metrics => match app.log.size_bytes() {
-            Ok(size) => respond(
-                StatusCode::OK,
-                metrics::CONTENT_TYPE,
-                Body::Full(metrics::render(pod, size).into_bytes()),
-                pod,
-            ),
+            Ok(size) => {
+                let mut text = metrics::render(pod, size, app.config.volume_capacity);
+                host.metrics(pod, &mut text);
+                respond(
+                    StatusCode::OK,
+                    metrics::CONTENT_TYPE,
+                    Body::Full(text.into_bytes()),
+                    pod,
+                )
+            }
             Err(err) => log_error(&err, pod),
         },
     }

@@ -12,11 +12,14 @@ use spin_visits::record::RECORD_LEN;
 use spin_visits::visit_log::VisitLog;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::time::Instant;
 
+use crate::stats::Stats;
 use spin_visits::host::Appended;
 
 pub struct Committer {
     log: VisitLog,
+    stats: Rc<Stats>,
     queue: RefCell<Vec<Queued>>,
     flush_scheduled: Cell<bool>,
 }
@@ -27,9 +30,10 @@ struct Queued {
 }
 
 impl Committer {
-    pub fn new(log: VisitLog) -> Rc<Self> {
+    pub fn new(log: VisitLog, stats: Rc<Stats>) -> Rc<Self> {
         Rc::new(Self {
             log,
+            stats,
             queue: RefCell::default(),
             flush_scheduled: Cell::new(false),
         })
@@ -52,7 +56,9 @@ impl Committer {
         self.flush_scheduled.set(false);
         let batch = std::mem::take(&mut *self.queue.borrow_mut());
         let records: Vec<[u8; RECORD_LEN]> = batch.iter().map(|queued| queued.record).collect();
+        let started = Instant::now();
         let appended = self.log.append_batch(&records).map_err(Rc::new);
+        self.stats.commit(records.len(), started.elapsed());
         for (line, queued) in (0..).zip(batch) {
             // A client that hung up has dropped its receiver; its line is on disk all the same.
             let _ = queued

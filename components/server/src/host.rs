@@ -28,4 +28,11 @@ impl Host for ServerHost<'_> {
             .draining()
             .then(|| "draining: this replica is shutting down".to_owned())
     }
+
+    fn metrics(&self, pod: &str, out: &mut String) {
+        let server = self.0;
+        server
+            .stats
+            .render(out, pod, server.open_connections(), server.working_cap());
+    }
 }

@@ -9,7 +9,7 @@
 //! The modules, from the socket up: `tcp` (a stream over wasi:sockets), `listener`,
 //! `connection` (deadlines), `slots` (the connection cap), `server` (the accept loop, the
 //! drain), `admin`
-//! (`/drain`), `host` (the handler's port: `commit` for group commit, `fanout` → `peers` →
+//! (`/drain`), `host` (the handler's port, with `stats` for `/metrics`: `commit` for group commit, `fanout` → `peers` →
 //! `lookup` for `/visits/all`), `body` (the answer as a hyper body), `timer`.
 
 mod admin;
@@ -23,6 +23,7 @@ mod lookup;
 mod peers;
 mod server;
 mod slots;
+mod stats;
 mod tcp;
 mod timer;
 

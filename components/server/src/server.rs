@@ -9,6 +9,7 @@ use crate::fanout::Fanout;
 use crate::host::ServerHost;
 use crate::listener::{AcceptError, Listener};
 use crate::slots::Slots;
+use crate::stats::Stats;
 use crate::timer;
 use http::header::{HeaderValue, CONNECTION};
 use http_body::Body as _;
@@ -33,6 +34,7 @@ pub struct Server {
     pub app: App,
     pub committer: Rc<Committer>,
     pub fanout: Rc<Fanout>,
+    pub stats: Rc<Stats>,
     config: ServerConfig,
     slots: Rc<Slots>,
     last_out_of_descriptors: Cell<Option<Instant>>,
@@ -49,10 +51,12 @@ pub struct Server {
 impl Server {
     pub fn new(config: ServerConfig) -> Rc<Self> {
         let app = App::new(config.app.clone());
+        let stats = Rc::new(Stats::default());
         Rc::new(Self {
             // A replica's volume is its own (one pod per claim) and the committer writes one
             // batch at a time.
-            committer: Committer::new(app.log.clone().sole_writer()),
+            committer: Committer::new(app.log.clone().sole_writer(), stats.clone()),
+            stats,
             fanout: Fanout::new(config.peer_cache),
             app,
             slots: Slots::new(config.max_connections),
@@ -75,6 +79,10 @@ impl Server {
         self.slots.cap()
     }
 
+    pub fn open_connections(&self) -> usize {
+        self.slots.open()
+    }
+
     /// Accepts and serves connections forever.
     pub async fn run(self: &Rc<Self>, listener: Listener) {
         let timeouts = Timeouts {
@@ -89,10 +97,9 @@ impl Server {
                 Ok(stream) => {
                     backoff = ACCEPT_BACKOFF_MIN;
                     self.probe_lowered_cap();
+                    // While draining, a new connection still gets its answer, with
+                    // `Connection: close` (see `close_after_answer`).
                     let tracker = Tracker::new(timeouts);
-                    if self.closing.get() {
-                        tracker.close_when_idle();
-                    }
                     self.track(&tracker);
                     let server = self.clone();
                     wstd::runtime::spawn(async move {
@@ -108,6 +115,7 @@ impl Server {
                 // log and the peer requests, and wait before trying again so as not to spin.
                 Err(AcceptError::OutOfDescriptors(err)) => {
                     drop(slot);
+                    self.stats.accept_failed();
                     self.slots.lower_to_fit(DESCRIPTOR_RESERVE);
                     self.last_out_of_descriptors.set(Some(Instant::now()));
                     eprintln!(
@@ -118,6 +126,7 @@ impl Server {
                     backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 }
                 Err(AcceptError::Other(err)) => {
+                    self.stats.accept_failed();
                     eprintln!("spin-visits-server: accept failed: {err}; retrying in {backoff:?}");
                     wstd::task::sleep(backoff.into()).await;
                     backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
@@ -154,6 +163,7 @@ impl Server {
         let server = self.clone();
         let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             tracker.answering();
+            let started = Instant::now();
             let in_flight = InFlight::new(server.clone());
             let request = request.map(|body| RequestBody::from_end_of_stream(body.is_end_stream()));
             let (server, tracker) = (server.clone(), tracker.clone());
@@ -161,6 +171,10 @@ impl Server {
                 let response =
                     spin_visits::handle(&request, &server.app, &ServerHost(&server)).await;
                 let (mut parts, body) = response.into_parts();
+                let route = spin_visits::routes::route_label(request.uri().path());
+                server
+                    .stats
+                    .request(route, parts.status.as_u16(), started.elapsed());
                 if server.close_after_answer() || tracker.closing() {
                     parts
                         .headers
