@@ -4,8 +4,9 @@
 //! - an acknowledged visit is one whole line on disk: each record goes down in a single
 //!   append write (so concurrent instances never interleave), and a write that fails half-way
 //!   is cut back off when that cannot touch anyone else's line;
-//! - each acknowledged visit's count is its own line's number, even for two instances that
-//!   record the same microsecond (`twin_lock.rs`);
+//! - each acknowledged visit's count is its own line's number, except between twins: two
+//!   instances that record the same microsecond write identical lines and may both show the
+//!   first one's number (both lines are in the log and in the total; see `append.rs`);
 //! - a fragment left by a crash never spoils the log: readers skip any line that is not a
 //!   well-formed record, and the next visit starts on a fresh line;
 //! - nothing reads the whole file into memory: counting is arithmetic on the file size,
@@ -26,7 +27,6 @@ mod error;
 mod read;
 #[cfg(test)]
 mod test_support;
-mod twin_lock;
 
 pub use error::LogError;
 pub use read::Records;
@@ -65,9 +65,6 @@ impl Fsync {
 pub struct VisitLog {
     dir: PathBuf,
     fsync: Fsync,
-    /// Whether other processes append to the same file (Spin: an instance per request), so
-    /// that twin visits must lock their microsecond (see [`twin_lock`]).
-    shared: bool,
 }
 
 impl VisitLog {
@@ -79,18 +76,13 @@ impl VisitLog {
         Self {
             dir: dir.into(),
             fsync,
-            shared: true,
         }
     }
 
-    /// For the only process appending to this log, one write at a time (the server
-    /// component: one per replica's volume, one batch in flight). No twin can write between
-    /// its size readings, so it skips the twin lock and its three file operations.
+    /// No-op, kept for callers written when concurrent writers took a lock per visit and the
+    /// only writer of a log (the server component) skipped it. No writer takes one now.
     pub fn sole_writer(self) -> Self {
-        Self {
-            shared: false,
-            ..self
-        }
+        self
     }
 
     pub fn fsync(&self) -> Fsync {
@@ -172,6 +164,10 @@ mod tests {
         assert!(all(&log, None).is_empty());
         log.check_writable().unwrap();
         assert_eq!(log.count().unwrap(), 0, "the probe records nothing");
-        assert!(!dir.path().join(diagnosis::PROBE_FILE_NAME).exists());
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [LOG_FILE_NAME], "the probe removed its file");
     }
 }
