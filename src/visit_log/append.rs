@@ -24,7 +24,7 @@ impl VisitLog {
             .create(true)
             .open(&path)
             .map_err(|err| self.diagnose_write_failure("open", err))?;
-        let size_before = file_len(&file, &path)?;
+        let size_before = file_len(&mut file, &path)?;
 
         let mut lines = Vec::with_capacity(records.len() * RECORD_LEN + 1);
         if ends_mid_line(&mut file, size_before, &path)? {
@@ -52,7 +52,7 @@ impl VisitLog {
         // instance's identical line, recorded the same microsecond) in that stretch cannot be
         // told from ours without a lock on every visit, which cost a quarter of the Spin
         // component's rate (bench/notes.md): both take the first copy, so both show its count.
-        let size_after = file_len(&file, &path)?;
+        let size_after = file_len(&mut file, &path)?;
         let landed_at = find_own_write(&mut file, size_before, size_after, &lines)
             .unwrap_or(size_after.saturating_sub(lines.len() as u64));
         let end = landed_at + lines.len() as u64;
@@ -91,6 +91,10 @@ impl VisitLog {
 fn find_own_write(file: &mut File, from: u64, to: u64, lines: &[u8]) -> Option<u64> {
     const MAX_LOOK: u64 = 1 << 20;
     let span = to.checked_sub(from).filter(|&span| span <= MAX_LOOK)?;
+    if span == lines.len() as u64 {
+        // Nothing but this write landed in between (the usual case): no need to read it back.
+        return Some(from);
+    }
     let mut added = vec![0; span as usize];
     file.seek(SeekFrom::Start(from))
         .and_then(|_| file.read_exact(&mut added))
