@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RELEASE = ROOT / "target/wasm32-wasip2/release"
 SPIN_WASM = RELEASE / "spin_visits_http.wasm"
 SERVER_WASM = RELEASE / "spin-visits-server.wasm"
+# bench/minimal, its own workspace, built into the main target directory (visit_path.py).
+MINIMAL_WASM = RELEASE / "spin_visits_minimal.wasm"
 NATIVE = ROOT / "target/bench-native/spin-visits-native"
 PYTHON_APP = ROOT / "bench/python/app.py"
 WASMTIME = os.environ.get("WASMTIME", "wasmtime")
@@ -94,6 +96,12 @@ def serve_command(wasm, pooling=True, precompiled=None, cold=False, fsync=SERVIN
 def spin_target(pooling=True, precompiled=None, cold=False, fsync=SERVING_FSYNC):
     return Target("Spin component (wasmtime serve)",
                   serve_command(SPIN_WASM, pooling, precompiled, cold, fsync), fsync)
+
+
+def minimal_target(fsync=SERVING_FSYNC):
+    """bench/minimal: the least a spin-sdk 5.2 component does for a visit, on the same host."""
+    return Target("minimal spin-sdk 5.2 component (wasmtime serve)",
+                  serve_command(MINIMAL_WASM, fsync=fsync), fsync)
 
 
 def server_target(precompiled=None, cold=False):

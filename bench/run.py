@@ -3,9 +3,10 @@
 Run through scripts/bench.sh, which installs wrk, Flask and waitress and builds everything.
 Each figure is the median of several runs, with min and max. Traffic stays on loopback.
 
-  1. visit path (GET /) at 16 connections (bench/visit_path.py): the Spin component on wasmtime
-     serve, the server component on wasmtime run, the native baseline, and the seed-style Flask
-     app;
+  1. visit path (GET /) at 16 connections (bench/visit_path.py): the Spin component and a
+     minimal spin-sdk component on wasmtime serve, the server component on wasmtime run, the
+     native baseline, and the seed-style Flask app; then the Spin component against the
+     minimal one in alternating rounds, unsynced and synced;
   2. GET /, /healthz and /visits?tail=100 latency as the log grows to a full 100Mi volume;
   3. GET /visits of a 100 MiB log: time, MB/s, and the runtime's peak memory;
   4. each component's size, and time from starting the runtime to the first 200;
