@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import node
-from run import CHECKS, NATIVE, SERVER_WASM, WASMTIME, WrkRun, free_port, wait_for_200
+from common import CHECKS, NATIVE, SERVER_WASM, WASMTIME, WrkRun, free_port, wait_for_200
 
 CONNECTIONS = (16, 64, 256, 1024)
 IDLE = (0, 100, 1000)

@@ -15,7 +15,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from run import ROOT, free_port, wait_for_200
+from common import ROOT, free_port, wait_for_200
 
 sys.path.insert(0, str(ROOT / "tests" / "k8s"))
 import node_runtime  # noqa: E402

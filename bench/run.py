@@ -3,11 +3,14 @@
 Run through scripts/bench.sh, which installs wrk, Flask and waitress and builds everything.
 Each figure is the median of several runs, with min and max. Traffic stays on loopback.
 
-  1. visit path (GET /) at 16 connections: the Spin component on wasmtime serve, the server
-     component on wasmtime run, the native baseline, and the seed-style Flask app;
+  1. visit path (GET /) at 16 connections (bench/visit_path.py): the Spin component and a
+     minimal spin-sdk component on wasmtime serve, the server component on wasmtime run, the
+     native baseline, and the seed-style Flask app; then the Spin component against the
+     minimal one in alternating rounds, unsynced and synced;
   2. GET /, /healthz and /visits?tail=100 latency as the log grows to a full 100Mi volume;
   3. GET /visits of a 100 MiB log: time, MB/s, and the runtime's peak memory;
   4. each component's size, and time from starting the runtime to the first 200;
+  5. the Spin component under Spin's own HTTP trigger (bench/spin_trigger.py);
   6–8. load on one replica (bench/load.py): 16 to 1 024 connections, idle connections beside
      active ones, and both durability settings, under wasmtime run, runwasi's shim and native.
 """
@@ -15,10 +18,7 @@ Each figure is the median of several runs, with min and max. Traffic stays on lo
 import argparse
 import datetime
 import os
-import platform
-import re
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,170 +27,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RELEASE = ROOT / "target/wasm32-wasip2/release"
-SPIN_WASM = RELEASE / "spin_visits_http.wasm"
-SERVER_WASM = RELEASE / "spin-visits-server.wasm"
-NATIVE = ROOT / "target/bench-native/spin-visits-native"
-PYTHON_APP = ROOT / "bench/python/app.py"
-WASMTIME = os.environ.get("WASMTIME", "wasmtime")
-RECORD = b"2023-11-18 17:54:26.913511+03:00\n"
-FULL_VOLUME_LINES = 3_200_000  # 100Mi / 33 bytes
-CHECKS = []  # (target, measured, met), filled in by the steps
-# Sections 1-7 measure serving, so visits are not synced; section 8 prices the sync.
-SERVING_FSYNC = "no"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Target:
-    """One way of serving the app, started on a fresh port with a given data directory."""
-
-    def __init__(self, name, command):
-        self.name, self.command = name, command
-
-    def start(self, data_dir, extra=()):
-        port = free_port()
-        self.addr = f"127.0.0.1:{port}"
-        argv = self.command(self.addr, data_dir) + list(extra)
-        self.started_at = time.perf_counter()
-        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        env={**os.environ, "APPEND_FSYNC": SERVING_FSYNC,
-                                             "DATA_DIR": str(data_dir),
-                                             "LISTEN_ADDR": self.addr, "POD_NAME": "bench-0"})
-        self.first_200 = wait_for_200(f"http://{self.addr}/healthz") - self.started_at
-        return self
-
-    def peak_memory_kib(self):
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
-
-    def stop(self):
-        self.process.kill()
-        self.process.wait()
-
-
-def wasm_args(data_dir):
-    return ["-S", "cli=y", "--dir", f"{data_dir}::/data", "--env", "POD_NAME=bench-0",
-            "--env", f"APPEND_FSYNC={SERVING_FSYNC}"]
-
-
-def spin_target(pooling=True, precompiled=None, cold=False):
-    def command(addr, data_dir):
-        options = ["-O", "pooling-allocator=y"] if pooling else []
-        options += ["-C", "cache=n"] if cold else []
-        wasm = [str(SPIN_WASM)]
-        if precompiled:
-            options += ["--allow-precompiled"]
-            wasm = [str(precompiled)]
-        return [WASMTIME, "serve", *options, *wasm_args(data_dir), "--addr", addr, *wasm]
-    return Target("Spin component (wasmtime serve)", command)
-
-
-def server_target(precompiled=None, cold=False):
-    def command(addr, data_dir):
-        options = ["--allow-precompiled"] if precompiled else []
-        options += ["-C", "cache=n"] if cold else []
-        return [WASMTIME, "run", *options, "-S", "inherit-network=y", "-S", "tcp=y",
-                *wasm_args(data_dir), "--env", f"LISTEN_ADDR={addr}",
-                str(precompiled or SERVER_WASM)]
-    return Target("server component (wasmtime run)", command)
-
-
-NATIVE_TARGET = Target("native Rust (hyper)", lambda addr, data_dir: [str(NATIVE)])
-PYTHON_TARGET = Target("seed app (Flask + waitress)",
-                       lambda addr, data_dir: [sys.executable, str(PYTHON_APP)])
-
-
-def wait_for_200(url, timeout=60):
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return time.perf_counter()
-        except OSError:
-            time.sleep(0.0005)
-    raise RuntimeError(f"{url} never answered 200")
-
-
-class WrkRun:
-    """One `wrk --latency` run, parsed: requests/s, p50/p99 in ms, requests, socket errors
-    (connect, read, write, timeout summed) and non-2xx answers."""
-
-    def __init__(self, url, connections, seconds):
-        threads = min(2, connections)
-        self.out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
-                                   url], check=True, capture_output=True, text=True).stdout
-        self.rps = float(re.search(r"Requests/sec:\s+([\d.]+)", self.out).group(1))
-        self.p50, self.p99 = latency_ms(self.out, "50%"), latency_ms(self.out, "99%")
-        self.requests = int(re.search(r"(\d+) requests in", self.out).group(1))
-        errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", self.out)
-        self.socket_errors = sum(map(int, errors.groups())) if errors else 0
-        non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", self.out)
-        self.non_2xx = int(non_2xx.group(1)) if non_2xx else 0
-
-
-def wrk(url, connections, seconds):
-    """Requests/s and p50/p99 latency in ms; any non-2xx answer is an error."""
-    run = WrkRun(url, connections, seconds)
-    if run.non_2xx:
-        raise RuntimeError(f"{url}: {run.non_2xx} non-2xx responses\n{run.out}")
-    return run.rps, run.p50, run.p99
-
-
-def latency_ms(out, percentile):
-    value, unit = re.search(rf"{re.escape(percentile)}\s+([\d.]+)(us|ms|s)", out).groups()
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def spread(values, fmt="{:,.0f}"):
-    """median (min–max)"""
-    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
-
-
-def prefill(data_dir, lines):
-    with open(data_dir / "visits.txt", "wb") as log:
-        chunk = RECORD * 100_000
-        for _ in range(lines // 100_000):
-            log.write(chunk)
-        log.write(RECORD * (lines % 100_000))
-
-
-def visit_path(args, report):
-    report.append("## 1. Visit path: `GET /` (appends a line), 16 connections\n")
-    report.append(f"`wrk -t2 -c16 -d{args.seconds}s --latency`, {args.runs} runs each, fresh empty log per "
-                  "run; median (min–max).\n")
-    report.append("| server | requests/s | p50 ms | p99 ms |")
-    report.append("|---|---|---|---|")
-    medians, p99s = {}, {}
-    for target in [spin_target(), server_target(), NATIVE_TARGET, PYTHON_TARGET]:
-        runs = []
-        for _ in range(args.runs):
-            with tempfile.TemporaryDirectory() as data_dir:
-                target.start(Path(data_dir))
-                try:
-                    runs.append(wrk(f"http://{target.addr}/", 16, args.seconds))
-                finally:
-                    target.stop()
-        rps, p50, p99 = zip(*runs)
-        medians[target.name] = statistics.median(rps)
-        p99s[target.name] = statistics.median(p99)
-        report.append(f"| {target.name} | {spread(rps)} | {spread(p50, '{:.2f}')} | {spread(p99, '{:.2f}')} |")
-        print(f"  {target.name}: {statistics.median(rps):,.0f} req/s", flush=True)
-    native, python = medians[NATIVE_TARGET.name], medians[PYTHON_TARGET.name]
-    report.append("\n| component | × native | × seed app |")
-    report.append("|---|---|---|")
-    for name in (spin_target().name, server_target().name):
-        report.append(f"| {name} | {medians[name] / native:.2f} | {medians[name] / python:.1f} |")
-        CHECKS.append((f"{name}: ≥ 0.5× native", f"{medians[name] / native:.2f}×", medians[name] / native >= 0.5))
-        CHECKS.append((f"{name}: ≥ 10× the seed app", f"{medians[name] / python:.1f}×", medians[name] / python >= 10))
-        CHECKS.append((f"{name}: p99 ≤ 2 ms at 16 connections", f"{p99s[name]:.2f} ms", p99s[name] <= 2))
-    report.append("")
+import load
+import spin_trigger
+import visit_path
+from common import (CHECKS, FULL_VOLUME_LINES, ROOT, SERVER_WASM, SPIN_WASM, WASMTIME, machine,
+                    prefill, server_target, spin_target, spread, wrk)
 
 
 def log_growth(args, report):
@@ -290,16 +131,6 @@ def size_and_start(args, report):
     report.append("")
 
 
-def machine():
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    wasmtime = subprocess.run([WASMTIME, "--version"], capture_output=True, text=True).stdout.strip()
-    return f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}; {wasmtime}"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="length of each visit-path run")
@@ -308,7 +139,6 @@ def main():
     parser.add_argument("--only", choices=["load"], help="run one step and print its section (nothing written)")
     args = parser.parse_args()
     if args.only == "load":
-        import load
         report = []
         load.step(args, report)
         print("\n".join(report))
@@ -328,14 +158,14 @@ def main():
         "threads). Components are built with the release profile (opt-level s, LTO, panic=abort). "
         "`APPEND_FSYNC=no` in sections 1–7 (answer after the write); section 8 measures both policies.\n",
     ]
-    for step in (visit_path, log_growth, read_whole_log, size_and_start):
+    # The visit path on every server, and against the minimal component: bench/visit_path.py.
+    visit_path.step(args, report)
+    for step in (log_growth, read_whole_log, size_and_start):
         print(step.__name__, flush=True)
         step(args, report)
     # Spin's own HTTP trigger beside wasmtime serve and native (issue 11): bench/spin_trigger.py.
-    import spin_trigger
     spin_trigger.step(args, report)
     # Load on one replica (connections, idle connections, durability): bench/load.py.
-    import load
     load.step(args, report)
     report.append("## Targets\n")
     report.append("| target | measured | met |")
@@ -349,6 +179,4 @@ def main():
 
 
 if __name__ == "__main__":
-    # The step modules import this one as `run`: let them share its CHECKS.
-    sys.modules.setdefault("run", sys.modules["__main__"])
     main()

@@ -12,15 +12,14 @@
 """
 
 import collections
-import os
 import re
 import signal
 import subprocess
 import tempfile
 import time
 
-from spin_trigger import Fresh, SpinTrigger, cpu_seconds, find_spin_up_lite
-from run import spin_target
+from common import cpu_seconds, spin_target, without_backtraces
+from spin_trigger import Fresh, SpinTrigger, find_spin_up_lite
 
 SECONDS = 5
 
@@ -96,9 +95,7 @@ def profile(server, scratch):
 
 
 def main():
-    # As bench/spin_trigger.py: no RUST_BACKTRACE, which makes hosts capture backtraces.
-    for name in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE"):
-        os.environ.pop(name, None)
+    without_backtraces()
     program = find_spin_up_lite()
     hosts = [
         lambda: SpinTrigger(program),

@@ -25,10 +25,10 @@ import time
 import tomllib
 from pathlib import Path
 
-from run import NATIVE_TARGET, ROOT, WrkRun, free_port, machine, spin_target, spread, wait_for_200
+from common import (NATIVE_TARGET, ROOT, WrkRun, cpu_seconds, free_port, machine, spin_target, splice,
+                    spread, wait_for_200, without_backtraces)
 
 HEADING = "## 5. The Spin component under Spin's HTTP trigger"
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def find_spin_up_lite():
@@ -70,7 +70,7 @@ class SpinTrigger:
 
 
 class Fresh:
-    """A run.py Target with a fresh empty data directory per start."""
+    """A common.Target with a fresh empty data directory per start."""
 
     def __init__(self, target, name=None):
         self.target, self.name = target, name or target.name
@@ -84,12 +84,6 @@ class Fresh:
     def stop(self):
         self.target.stop()
         self.scratch.cleanup()
-
-
-def cpu_seconds(pid):
-    """utime + stime of the whole process (every thread), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def measure(server, url, connections, seconds):
@@ -120,11 +114,7 @@ def step(args, report):
     print("spin_trigger", flush=True)
     # 5 s runs at most: 54 wrk runs in all, and 5 s already holds thousands of requests.
     args = argparse.Namespace(**{**vars(args), "seconds": min(args.seconds, 5)})
-    # A developer's RUST_BACKTRACE=1 makes the hosts capture a backtrace for every error they
-    # build, requests included (measured here: about a fifth more CPU per request on Spin's trigger), so every
-    # server here runs without it, as a deployed one would.
-    for name in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE"):
-        os.environ.pop(name, None)
+    without_backtraces()
     report.append(f"{HEADING}\n")
     program = find_spin_up_lite()
     if not program:
@@ -184,23 +174,6 @@ def step(args, report):
     report.append("")
 
 
-def splice(benchmarks, section, notes):
-    """BENCHMARKS.md with this section replaced (or put before the targets) and the notes
-    (bench/notes.md, which run.py appends last) refreshed."""
-    text = benchmarks.read_text()
-    start = text.find(HEADING)
-    if start >= 0:
-        end = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        at = text.index("## Targets")
-        text = text[:at] + section + text[at:]
-    notes_start = text.find(notes.splitlines()[0])
-    if notes_start >= 0:
-        text = text[:notes_start] + notes
-    return text
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
@@ -218,7 +191,7 @@ def main():
                      "every row here comes from this one run.\n")
     notes = (ROOT / "bench" / "notes.md").read_text()
     out = Path(args.out)
-    out.write_text(splice(out, "\n".join(report) + "\n", notes))
+    out.write_text(splice(out.read_text(), HEADING, "\n".join(report) + "\n", notes))
     print(f"wrote the section into {out}")
 
 

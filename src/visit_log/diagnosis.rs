@@ -1,14 +1,27 @@
 //! Why a write failed, in words an operator can act on. WASI hosts report a full volume and
 //! a read-only one alike (a bare I/O error), so the error code is not trusted: a probe file
 //! is created (refused when read-only) and filled (refused when full).
+//!
+//! Each probe has a name of its own (Spin runs an instance per request, so `/readyz` probes
+//! can overlap), and a crash can leave one behind; so can earlier versions' twin locks. Every
+//! probe first removes such leftovers once they are old enough to be nobody's.
 
 use super::{LogError, VisitLog};
 use crate::record::RECORD_LEN;
 use std::fs::{self, File, OpenOptions};
+use std::hash::{BuildHasher, RandomState};
 use std::io::{self, ErrorKind, Write};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
-/// Written and removed by the writability probe; never read.
-pub(super) const PROBE_FILE_NAME: &str = ".visits.txt.probe";
+/// Probe files are this and a random suffix; written and removed by the probe, never read.
+/// The bare name is what earlier versions used for every probe.
+pub(super) const PROBE_PREFIX: &str = ".visits.txt.probe";
+/// Earlier versions' per-visit twin locks (`.visits.txt.lock-20231118175426913511`).
+const OLD_LOCK_PREFIX: &str = ".visits.txt.lock-";
+/// A probe lives for one create, write and sync, an old lock for under a second: older than
+/// this, the file was left by a crash.
+pub(super) const LEFTOVER_AGE: Duration = Duration::from_secs(60);
 
 impl VisitLog {
     /// Whether a visit could be recorded now, without recording one: the log opens for
@@ -51,9 +64,9 @@ impl VisitLog {
     }
 
     fn probe_write(&self) -> Result<(), (ProbeStep, LogError)> {
-        let probe = self.dir.join(PROBE_FILE_NAME);
-        let mut file = match File::create(&probe) {
-            Ok(file) => file,
+        self.remove_leftovers();
+        let (probe, mut file) = match self.create_probe() {
+            Ok(created) => created,
             Err(err) if is_out_of_space(&err) => {
                 return Err((ProbeStep::Create, LogError::Full(self.dir.clone())))
             }
@@ -77,6 +90,49 @@ impl VisitLog {
             (Ok(()), Ok(())) => Ok(()),
         }
     }
+
+    /// A probe file no other probe shares: a random name, created only if new.
+    fn create_probe(&self) -> io::Result<(PathBuf, File)> {
+        let mut attempts = 0;
+        loop {
+            let nanos = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |since| since.as_nanos());
+            // RandomState's keys come from the host's randomness and change with every call.
+            let suffix = RandomState::new().hash_one(nanos);
+            let probe = self.dir.join(format!("{PROBE_PREFIX}-{suffix:016x}"));
+            match OpenOptions::new().write(true).create_new(true).open(&probe) {
+                Err(err) if err.kind() == ErrorKind::AlreadyExists && attempts < 3 => attempts += 1,
+                opened => return opened.map(|file| (probe, file)),
+            }
+        }
+    }
+
+    /// Removes probe files and old twin locks older than [`LEFTOVER_AGE`]: what a crash
+    /// left. Best effort: a file that cannot be read or removed is left for the next probe.
+    fn remove_leftovers(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let now = SystemTime::now();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !(name.starts_with(PROBE_PREFIX) || name.starts_with(OLD_LOCK_PREFIX)) {
+                continue;
+            }
+            let old = entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .is_ok_and(|modified| {
+                    now.duration_since(modified)
+                        .is_ok_and(|age| age > LEFTOVER_AGE)
+                });
+            if old {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -91,4 +147,67 @@ fn is_out_of_space(err: &io::Error) -> bool {
         err.kind(),
         ErrorKind::StorageFull | ErrorKind::QuotaExceeded
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::visit_log::LOG_FILE_NAME;
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    fn names(dir: &Path) -> BTreeSet<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn concurrent_probes_each_use_a_file_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = VisitLog::new(dir.path());
+        std::thread::scope(|scope| {
+            let probes: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| (0..50).map(|_| log.check_writable()).collect::<Vec<_>>()))
+                .collect();
+            for probe in probes {
+                for result in probe.join().unwrap() {
+                    result.unwrap();
+                }
+            }
+        });
+        assert_eq!(names(dir.path()), BTreeSet::from([LOG_FILE_NAME.into()]));
+    }
+
+    #[test]
+    fn a_probe_removes_what_a_crash_left_once_it_is_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let long_ago = SystemTime::now() - LEFTOVER_AGE - Duration::from_secs(5);
+        let plant = |name: &str, modified: SystemTime| {
+            let file = File::create(dir.path().join(name)).unwrap();
+            file.set_modified(modified).unwrap();
+        };
+        // What a crash leaves: probes of this version and the last, and old twin locks.
+        for name in [
+            ".visits.txt.probe",
+            ".visits.txt.probe-00c0ffee00c0ffee",
+            ".visits.txt.lock-20231118175426913511",
+        ] {
+            plant(name, long_ago);
+        }
+        // A probe in progress elsewhere, and a file that is not ours.
+        plant(".visits.txt.probe-0123456789abcdef", SystemTime::now());
+        plant("notes.txt", long_ago);
+
+        VisitLog::new(dir.path()).check_writable().unwrap();
+        assert_eq!(
+            names(dir.path()),
+            BTreeSet::from([
+                ".visits.txt.probe-0123456789abcdef".into(),
+                LOG_FILE_NAME.into(),
+                "notes.txt".into(),
+            ])
+        );
+    }
 }

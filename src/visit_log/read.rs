@@ -24,7 +24,7 @@ impl VisitLog {
                 })
             }
         };
-        let size = file_len(&file, &path)?;
+        let size = file_len(&mut file, &path)?;
         let read_err = |source| LogError::Io {
             action: "read",
             path: path.clone(),
