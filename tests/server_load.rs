@@ -221,7 +221,10 @@ fn batches_that_meet_a_full_volume_are_refused_whole() {
 #[test]
 fn a_thousand_idle_connections_while_visits_succeed() {
     let claim = tempfile::tempdir().unwrap();
-    let replica = server(claim.path());
+    // Above the default cap (900), so that all 1 000 are held rather than rotated.
+    let mut spec = ReplicaSpec::new(Artefact::Server, claim.path(), "visits-0");
+    spec.env.push(("MAX_CONNECTIONS".into(), "1100".into()));
+    let replica = spec.start();
     let mut idle = connect_many(&replica.addr, 1000);
     assert!(all_at_once(&mut idle, "/healthz")
         .iter()

@@ -17,6 +17,9 @@ impl VisitLog {
     /// takes only in part is cut back off, so a failed batch leaves no line of its own.
     /// With [`Fsync::Always`] the data is synced before this returns.
     pub fn append_batch(&self, records: &[[u8; RECORD_LEN]]) -> Result<u64, LogError> {
+        if let Some(held) = &self.held {
+            return self.append_held(held, records);
+        }
         let path = self.path();
         let mut file = OpenOptions::new()
             .read(true)
@@ -69,7 +72,7 @@ impl VisitLog {
     /// Removes what a failed write left, but only bytes that are provably its own: the
     /// file grew by less than the write and what it grew by is the write's beginning (with
     /// O_APPEND, another instance's line landing first would sit there instead).
-    fn cut_partial_write(&self, file: &mut File, size_before: u64, lines: &[u8]) {
+    pub(super) fn cut_partial_write(&self, file: &mut File, size_before: u64, lines: &[u8]) {
         let Ok(meta) = file.metadata() else { return };
         let grown = meta.len().saturating_sub(size_before);
         if grown == 0 || grown >= lines.len() as u64 {
@@ -112,7 +115,7 @@ fn find_own_write(file: &mut File, from: u64, to: u64, lines: &[u8]) -> Option<u
 /// page boundary is copied in two pieces, and the size is published after each. So a tail
 /// counts as torn only if it stays so while the size stands still; a live write finishes
 /// within microseconds, a crash's fragment never changes.
-fn ends_mid_line(file: &mut File, mut size: u64, path: &Path) -> Result<bool, LogError> {
+pub(super) fn ends_mid_line(file: &mut File, mut size: u64, path: &Path) -> Result<bool, LogError> {
     const SETTLE_CHECKS: u32 = 3;
     let io_err = |source| LogError::Io {
         action: "read the end of",

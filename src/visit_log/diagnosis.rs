@@ -27,6 +27,9 @@ impl VisitLog {
     /// Whether a visit could be recorded now, without recording one: the log opens for
     /// appending and the volume takes a record-sized write.
     pub fn check_writable(&self) -> Result<(), LogError> {
+        if let Some(held) = &self.held {
+            return self.check_held(held);
+        }
         OpenOptions::new()
             .append(true)
             .create(true)
@@ -38,7 +41,30 @@ impl VisitLog {
     pub(super) fn require_directory(&self) -> Result<(), LogError> {
         match fs::metadata(&self.dir) {
             Ok(meta) if meta.is_dir() => Ok(()),
-            _ => Err(LogError::MissingDirectory(self.dir.clone())),
+            Ok(_) => Err(LogError::MissingDirectory(self.dir.clone())),
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                Err(LogError::MissingDirectory(self.dir.clone()))
+            }
+            Err(source) => Err(self.io_or_out_of_descriptors("read", self.dir.clone(), source)),
+        }
+    }
+
+    /// An I/O error, unless it is the process running out of descriptors, which says so
+    /// (no probe can tell anything then, and "read-only" would send operators the wrong way).
+    fn io_or_out_of_descriptors(
+        &self,
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    ) -> LogError {
+        if is_out_of_descriptors(&source) {
+            LogError::OutOfDescriptors(self.dir.clone())
+        } else {
+            LogError::Io {
+                action,
+                path,
+                source,
+            }
         }
     }
 
@@ -50,6 +76,9 @@ impl VisitLog {
         action: &'static str,
         source: io::Error,
     ) -> LogError {
+        if is_out_of_descriptors(&source) {
+            return LogError::OutOfDescriptors(self.dir.clone());
+        }
         if let Err(missing) = self.require_directory() {
             return missing;
         }
@@ -63,12 +92,23 @@ impl VisitLog {
         }
     }
 
+    /// Whether the volume takes a record-sized write now, by a probe file.
+    pub(super) fn probe(&self) -> Result<(), LogError> {
+        self.probe_write().map_err(|(_, err)| err)
+    }
+
     fn probe_write(&self) -> Result<(), (ProbeStep, LogError)> {
         self.remove_leftovers();
         let (probe, mut file) = match self.create_probe() {
             Ok(created) => created,
             Err(err) if is_out_of_space(&err) => {
                 return Err((ProbeStep::Create, LogError::Full(self.dir.clone())))
+            }
+            Err(err) if is_out_of_descriptors(&err) => {
+                return Err((
+                    ProbeStep::Create,
+                    LogError::OutOfDescriptors(self.dir.clone()),
+                ))
             }
             Err(_) => return Err((ProbeStep::Create, LogError::ReadOnly(self.dir.clone()))),
         };
@@ -140,6 +180,16 @@ enum ProbeStep {
     Create,
     Fill,
     Cleanup,
+}
+
+/// EMFILE or ENFILE: on Linux 24 and 23, through WASI (wasi-libc's numbering) 33 and 41.
+fn is_out_of_descriptors(err: &io::Error) -> bool {
+    let (emfile, enfile) = if cfg!(target_os = "wasi") {
+        (33, 41)
+    } else {
+        (24, 23)
+    };
+    matches!(err.raw_os_error(), Some(code) if code == emfile || code == enfile)
 }
 
 fn is_out_of_space(err: &io::Error) -> bool {

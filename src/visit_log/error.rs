@@ -13,6 +13,8 @@ pub enum LogError {
     ReadOnly(PathBuf),
     /// The volume has no space left for another line.
     Full(PathBuf),
+    /// The process has no file descriptor left to open the log with.
+    OutOfDescriptors(PathBuf),
     /// Anything else, with what was being done.
     Io {
         action: &'static str,
@@ -40,6 +42,13 @@ impl fmt::Display for LogError {
                 f,
                 "the volume holding {} is full, so the visit was not recorded; \
                  free space or grow the claim",
+                dir.display()
+            ),
+            LogError::OutOfDescriptors(dir) => write!(
+                f,
+                "no file descriptor is left to open the log in {}: the process is at its \
+                 open-file limit; lower MAX_CONNECTIONS or raise the node's limit \
+                 (containerd's LimitNOFILE)",
                 dir.display()
             ),
             LogError::Io {

@@ -1,0 +1,239 @@
+//! The sole writer's log file, opened once and held for the life of the process (the server
+//! component: one per replica's volume, one batch at a time). A batch then costs a `stat` of
+//! the path, one write and an `fstat`, where opening the file for each batch cost an open,
+//! several `stat`s and a close; and a visit never needs a descriptor of its own, so a replica
+//! whose connections hold every descriptor the pod has still records visits.
+//!
+//! Before each batch the path is checked against the held file (size and modification time
+//! as of the last write): a `visits.txt` deleted or replaced since is opened afresh. A
+//! replacement made between that check and the write is not seen: that batch lands in the
+//! old file.
+
+use super::append::ends_mid_line;
+use super::{file_len, Fsync, LogError, VisitLog};
+use crate::record::RECORD_LEN;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// Shared by the clones of a sole writer's [`VisitLog`].
+#[derive(Debug, Default, Clone)]
+pub(super) struct HeldFile(Arc<Mutex<State>>);
+
+#[derive(Debug, Default)]
+struct State {
+    held: Option<Held>,
+    /// The last append failed: readiness probes the volume until one succeeds.
+    failing: bool,
+}
+
+#[derive(Debug)]
+struct Held {
+    file: File,
+    /// The file's size and modification time after the last write through it.
+    size: u64,
+    modified: Option<SystemTime>,
+    /// The file ended part-way through a line when opened (a crash's fragment).
+    torn: bool,
+}
+
+impl VisitLog {
+    /// Appends through the held file, opening it first if there is none or the path no
+    /// longer names it. Same promises as [`VisitLog::append_batch`].
+    pub(super) fn append_held(
+        &self,
+        held: &HeldFile,
+        records: &[[u8; RECORD_LEN]],
+    ) -> Result<u64, LogError> {
+        let mut state = held
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let result = self.append_through(&mut state.held, records);
+        state.failing = result.is_err();
+        result
+    }
+
+    fn append_through(
+        &self,
+        slot: &mut Option<Held>,
+        records: &[[u8; RECORD_LEN]],
+    ) -> Result<u64, LogError> {
+        let path = self.path();
+        if slot.as_ref().is_some_and(|held| !self.still_at_path(held)) {
+            *slot = None;
+        }
+        let held = match slot {
+            Some(held) => held,
+            None => slot.insert(self.open_held()?),
+        };
+        let size_before = held.size;
+        let mut lines = Vec::with_capacity(records.len() * RECORD_LEN + 1);
+        if std::mem::take(&mut held.torn) {
+            lines.push(b'\n');
+        }
+        lines.extend(records.iter().flatten());
+        // One write call: a partial write is cut back whole (see `append_batch`).
+        match held.file.write(&lines) {
+            Ok(written) if written == lines.len() => {}
+            failed => {
+                self.cut_partial_write(&mut held.file, size_before, &lines);
+                // Opened afresh next time, which finds out what the file holds now.
+                *slot = None;
+                return Err(match failed {
+                    Err(err) => self.diagnose_write_failure("append to", err),
+                    Ok(_) => LogError::Full(self.dir.clone()),
+                });
+            }
+        }
+        if self.fsync == Fsync::Always {
+            held.file.sync_data().map_err(|source| LogError::Io {
+                action: "sync",
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let end = size_before + lines.len() as u64;
+        held.size = end;
+        held.modified = held.file.metadata().ok().and_then(|m| m.modified().ok());
+        Ok(end / RECORD_LEN as u64 + 1 - records.len() as u64)
+    }
+
+    /// Whether `visits.txt` is still the held file, as far as size and modification time
+    /// tell.
+    fn still_at_path(&self, held: &Held) -> bool {
+        fs::metadata(self.path())
+            .is_ok_and(|meta| meta.len() == held.size && meta.modified().ok() == held.modified)
+    }
+
+    fn open_held(&self) -> Result<Held, LogError> {
+        let path = self.path();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|err| self.diagnose_write_failure("open", err))?;
+        let size = file_len(&mut file, &path)?;
+        let torn = ends_mid_line(&mut file, size, &path)?;
+        let modified = file.metadata().ok().and_then(|m| m.modified().ok());
+        Ok(Held {
+            file,
+            size,
+            modified,
+            torn,
+        })
+    }
+
+    /// Readiness for the sole writer: with the log held and its last append a success, no
+    /// probe (and no descriptor) is needed; otherwise the log is opened (and held) and, after
+    /// a failure, the volume probed.
+    pub(super) fn check_held(&self, held: &HeldFile) -> Result<(), LogError> {
+        let mut state = held
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if state
+            .held
+            .as_ref()
+            .is_some_and(|held| !self.still_at_path(held))
+        {
+            state.held = None;
+        }
+        if state.held.is_none() {
+            state.held = Some(self.open_held()?);
+        }
+        if state.failing {
+            self.probe()?;
+            state.failing = false;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{all, record};
+    use super::*;
+
+    fn sole_writer(dir: &std::path::Path) -> VisitLog {
+        VisitLog::with_fsync(dir, Fsync::No).sole_writer()
+    }
+
+    #[test]
+    fn appends_through_one_open_file_and_counts_each_visit() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = sole_writer(dir.path());
+        assert_eq!(log.append(&record(1)).unwrap(), 1);
+        assert_eq!(log.append_batch(&[record(2), record(3)]).unwrap(), 2);
+        assert_eq!(
+            log.clone().append(&record(4)).unwrap(),
+            4,
+            "clones share it"
+        );
+        assert_eq!(all(&log, None).len(), 4);
+    }
+
+    #[test]
+    fn a_deleted_or_replaced_log_is_opened_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = sole_writer(dir.path());
+        log.append(&record(1)).unwrap();
+        fs::remove_file(log.path()).unwrap();
+        assert_eq!(
+            log.append(&record(2)).unwrap(),
+            1,
+            "a new log after deletion"
+        );
+        assert_eq!(all(&log, None), [record_text(2)]);
+
+        // Replaced by a longer log (a restore, say): appends go to the file now there.
+        let restored = dir.path().join("restored");
+        fs::write(&restored, [record(7), record(8), record(9)].concat()).unwrap();
+        fs::rename(&restored, log.path()).unwrap();
+        assert_eq!(log.append(&record(3)).unwrap(), 4);
+        assert_eq!(all(&log, Some(1)), [record_text(3)]);
+    }
+
+    #[test]
+    fn a_torn_tail_found_at_open_is_skipped_once() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(super::super::LOG_FILE_NAME),
+            b"2023-11-18 17:0",
+        )
+        .unwrap();
+        let log = sole_writer(dir.path());
+        assert_eq!(log.append(&record(1)).unwrap(), 1);
+        assert_eq!(log.append(&record(2)).unwrap(), 2);
+        assert_eq!(all(&log, None), [record_text(1), record_text(2)]);
+    }
+
+    #[test]
+    fn readiness_holds_the_log_and_probes_only_after_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = sole_writer(dir.path());
+        log.check_writable().unwrap();
+        assert!(
+            log.path().exists(),
+            "the log is opened (and held) by the check"
+        );
+        let missing = sole_writer(&dir.path().join("absent"));
+        assert!(matches!(
+            missing.check_writable(),
+            Err(LogError::MissingDirectory(_))
+        ));
+        assert!(matches!(
+            missing.append(&record(1)),
+            Err(LogError::MissingDirectory(_))
+        ));
+    }
+
+    fn record_text(n: u32) -> String {
+        String::from_utf8(record(n).to_vec())
+            .unwrap()
+            .trim_end()
+            .to_owned()
+    }
+}
