@@ -73,8 +73,9 @@ def test_every_route_under_spins_trigger(tmp_path, spin_up):
     assert f'visits_log_size_bytes{{pod="local"}} {2 * 33}' in metrics
     view = json.loads(spin.get("/visits/all?format=json")[2])
     assert view["total"] == 2
-    assert view["replicas"] == [{"peer": spin.addr, "up": True, "pod": "local", "count": 2,
-                                 "last": [first, second]}]
+    # The Spin component asks its peers afresh for every view: its entries are 0 ms old.
+    assert view["replicas"] == [{"peer": spin.addr, "age_ms": 0, "up": True, "pod": "local",
+                                 "count": 2, "last": [first, second]}]
     status, headers, html = spin.get("/visits/all")
     assert status == 200 and 'class="bar"' in html
 
