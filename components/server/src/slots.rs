@@ -81,3 +81,48 @@ impl Slots {
         self.cap.set((self.cap.get() + 1).min(self.max));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::Context;
+
+    /// Whether `take` gives a slot now, and the slot.
+    fn try_take(slots: &Rc<Slots>) -> Option<Slot> {
+        let mut take = pin!(slots.take());
+        match take.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(slot) => Some(slot),
+            Poll::Pending => None,
+        }
+    }
+
+    #[test]
+    fn past_the_cap_a_slot_waits_for_one_given_back() {
+        let slots = Slots::new(2);
+        let first = try_take(&slots).unwrap();
+        let _second = try_take(&slots).unwrap();
+        assert!(slots.full());
+        assert!(try_take(&slots).is_none());
+        drop(first);
+        assert!(try_take(&slots).is_some());
+    }
+
+    #[test]
+    fn a_lowered_cap_keeps_the_open_ones_and_takes_none_until_under_it() {
+        let slots = Slots::new(100);
+        let mut held: Vec<Slot> = (0..40).map(|_| try_take(&slots).unwrap()).collect();
+        slots.lower_to_fit(16);
+        assert_eq!((slots.cap(), slots.open()), (24, 40));
+        assert!(try_take(&slots).is_none());
+        held.truncate(24);
+        assert!(try_take(&slots).is_none(), "at the lowered cap");
+        held.pop();
+        assert!(try_take(&slots).is_some());
+        slots.raise();
+        assert_eq!(slots.cap(), 25);
+        slots.lower_to_fit(1000);
+        assert_eq!(slots.cap(), 1, "never below one");
+    }
+}
