@@ -33,7 +33,16 @@ pub enum Artefact {
 impl Artefact {
     pub const ALL: [Artefact; 2] = [Artefact::Spin, Artefact::Server];
 
+    /// The built artefact; `SPIN_VISITS_SERVER_WASM` / `SPIN_VISITS_SPIN_WASM` point the
+    /// tests at another build (an older commit's, say) and skip building this one.
     pub fn wasm(self) -> PathBuf {
+        let override_var = match self {
+            Artefact::Spin => "SPIN_VISITS_SPIN_WASM",
+            Artefact::Server => "SPIN_VISITS_SERVER_WASM",
+        };
+        if let Some(path) = std::env::var_os(override_var) {
+            return PathBuf::from(path);
+        }
         build_components();
         let name = match self {
             Artefact::Spin => "spin_visits_http.wasm",
@@ -103,6 +112,8 @@ pub struct ReplicaSpec {
     pub mount_path: String,
     /// Where to listen; port 0 picks a free one.
     pub listen: String,
+    /// Runs the runtime under `prlimit --nofile=SOFT:HARD`, as a pod's open-file limit.
+    pub nofile: Option<(u64, u64)>,
 }
 
 impl ReplicaSpec {
@@ -115,6 +126,7 @@ impl ReplicaSpec {
             env: Vec::new(),
             mount_path: "/data".into(),
             listen: "127.0.0.1:0".into(),
+            nofile: None,
         }
     }
 
@@ -124,7 +136,16 @@ impl ReplicaSpec {
 
     /// The runtime's command line for this replica, as [`ReplicaSpec::start`] runs it.
     pub fn command(&self) -> Command {
-        let mut command = Command::new(wasmtime());
+        // prlimit sets the limit and execs the runtime, so the child is still the runtime.
+        let mut command = match self.nofile {
+            Some((soft, hard)) => {
+                let mut command = Command::new("prlimit");
+                command.arg(format!("--nofile={soft}:{hard}")).arg("--");
+                command.arg(wasmtime());
+                command
+            }
+            None => Command::new(wasmtime()),
+        };
         let dir = format!("{}::{}", self.claim.display(), self.mount_path);
         match self.artefact {
             Artefact::Spin => {
@@ -320,6 +341,39 @@ pub fn http_request(method: &str, url: &str, headers: &[(&str, &str)]) -> Reply 
         headers,
         body,
     }
+}
+
+/// The test process's own open-file limit, (soft, hard), from /proc/self/limits.
+pub fn own_nofile() -> (u64, u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("/proc/self/limits");
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .expect("an open-file limit");
+    let mut values = line["Max open files".len()..]
+        .split_whitespace()
+        .map(|value| value.parse().unwrap_or(u64::MAX)); // "unlimited"
+    (values.next().unwrap(), values.next().unwrap())
+}
+
+/// Makes sure this test process may open `wanted` descriptors: raises its own soft limit
+/// (and the hard one, which needs root, as CI has) with `prlimit --pid`, or fails saying so.
+pub fn ensure_own_nofile(wanted: u64) {
+    let (soft, hard) = own_nofile();
+    if soft >= wanted {
+        return;
+    }
+    let output = Command::new("prlimit")
+        .arg(format!("--pid={}", std::process::id()))
+        .arg(format!("--nofile={wanted}:{}", hard.max(wanted)))
+        .output();
+    let (now, _) = own_nofile();
+    assert!(
+        now >= wanted,
+        "this test opens about {wanted} descriptors but may open {soft} (hard limit {hard}), \
+         and `prlimit --pid` could not raise it ({output:?}): run it as root, as CI does, or \
+         with `ulimit -n {wanted}`"
+    );
 }
 
 /// The log file of a claim, split into lines (the last, newline-terminated, yields no
