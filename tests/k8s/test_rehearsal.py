@@ -27,6 +27,7 @@ def pod_env(container, pod_name):
     # Each pod has its own network namespace; on one machine the three share loopback, so
     # they keep the manifest's port in the check below and take free ports here.
     env["LISTEN_ADDR"] = "127.0.0.1:0"
+    env["ADMIN_ADDR"] = "127.0.0.1:0"
     return env
 
 
