@@ -59,6 +59,12 @@ pub struct TcpStream {
     unflushed: bool,
     /// A flush was started and has not completed yet.
     flushing: bool,
+    /// `None` only while being dropped.
+    io: Option<Io>,
+}
+
+/// The host resources of a connection.
+struct Io {
     // Field order is drop order: waits, then pollables, then the streams they watch, then
     // the socket that owns the streams.
     read_wait: Option<WaitFor>,
@@ -95,14 +101,22 @@ impl TcpStream {
             drained: false,
             unflushed: false,
             flushing: false,
-            read_wait: None,
-            write_wait: None,
-            readable: AsyncPollable::new(input.subscribe()),
-            writable: AsyncPollable::new(output.subscribe()),
-            input,
-            output,
-            socket,
+            io: Some(Io {
+                read_wait: None,
+                write_wait: None,
+                readable: AsyncPollable::new(input.subscribe()),
+                writable: AsyncPollable::new(output.subscribe()),
+                input,
+                output,
+                socket,
+            }),
         }
+    }
+
+    fn io(&mut self) -> &mut Io {
+        self.io
+            .as_mut()
+            .expect("a stream's resources live until it is dropped")
     }
 
     /// Reads what the host has into `buf`: `Ready(Ok(n))` with the bytes put, 0 at the end
@@ -113,20 +127,22 @@ impl TcpStream {
         buf: &mut ReadBufCursor<'_>,
     ) -> Poll<io::Result<usize>> {
         loop {
-            if let Some(wait) = self.read_wait.as_mut() {
+            if let Some(wait) = self.io().read_wait.as_mut() {
                 ready!(Pin::new(wait).poll(cx));
-                self.read_wait = None;
+                self.io().read_wait = None;
             }
             // A read that came back short took everything buffered (a request, typically):
             // asking again at once would almost always be an empty answer, a host call for
             // nothing, so wait for the host to say there is more.
             if std::mem::take(&mut self.drained) {
-                self.read_wait = Some(self.readable.wait_for());
+                let io = self.io();
+                io.read_wait = Some(io.readable.wait_for());
                 continue;
             }
             let want = buf.remaining().min(READ_LEN) as u64;
-            match self.input.read(want) {
-                Ok(bytes) if bytes.is_empty() => self.read_wait = Some(self.readable.wait_for()),
+            let io = self.io();
+            match io.input.read(want) {
+                Ok(bytes) if bytes.is_empty() => io.read_wait = Some(io.readable.wait_for()),
                 Ok(bytes) => {
                     self.drained = (bytes.len() as u64) < want;
                     buf.put_slice(&bytes);
@@ -141,12 +157,13 @@ impl TcpStream {
     /// Waits until the output stream accepts bytes again; `Ok(n)` is how many it takes.
     pub fn poll_writable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         loop {
-            if let Some(wait) = self.write_wait.as_mut() {
+            let io = self.io();
+            if let Some(wait) = io.write_wait.as_mut() {
                 ready!(Pin::new(wait).poll(cx));
-                self.write_wait = None;
+                io.write_wait = None;
             }
-            match self.output.check_write() {
-                Ok(0) => self.write_wait = Some(self.writable.wait_for()),
+            match io.output.check_write() {
+                Ok(0) => io.write_wait = Some(io.writable.wait_for()),
                 Ok(n) => {
                     // Room again means any flush started before has completed.
                     self.flushing = false;
@@ -161,7 +178,7 @@ impl TcpStream {
     pub fn poll_write_from(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let room = ready!(self.poll_writable(cx))?;
         let len = room.min(buf.len());
-        self.output.write(&buf[..len]).map_err(stream_error)?;
+        self.io().output.write(&buf[..len]).map_err(stream_error)?;
         self.unflushed = true;
         Poll::Ready(Ok(len))
     }
@@ -171,7 +188,7 @@ impl TcpStream {
     /// hyper flushes on every pass of its loop; with nothing written since, nothing is done.
     pub fn start_flush(&mut self) -> io::Result<()> {
         if std::mem::take(&mut self.unflushed) {
-            self.output.flush().map_err(stream_error)?;
+            self.io().output.flush().map_err(stream_error)?;
             self.flushing = true;
         }
         Ok(())
@@ -183,8 +200,32 @@ impl TcpStream {
         if self.flushing {
             ready!(self.poll_writable(cx))?;
         }
-        let _ = self.socket.shutdown(ShutdownType::Send);
+        let _ = self.io().socket.shutdown(ShutdownType::Send);
         Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for TcpStream {
+    /// Since wasmtime 48, dropping an output stream waits until its last write is done, and
+    /// the whole component waits with it: a connection given up on a client that stopped
+    /// reading (the write deadline) would freeze the server until that client read again.
+    /// Such a stream is handed to a task of its own that drops it once the write is done
+    /// (the client read or went away). Earlier wasmtime releases (runwasi's) cancel the
+    /// write instead; the wait is then over at once.
+    fn drop(&mut self) {
+        let Some(mut io) = self.io.take() else {
+            return;
+        };
+        if !matches!(io.output.check_write(), Ok(0)) {
+            return; // nothing in flight: dropped here, at once
+        }
+        io.read_wait = None;
+        io.write_wait = None;
+        wstd::runtime::spawn(async move {
+            io.writable.wait_for().await;
+            drop(io);
+        })
+        .detach();
     }
 }
 
