@@ -106,11 +106,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     def import_image(self, archive):
         self.ctr("images", "import", "--all-platforms", str(archive))
 
-    def pod(self, spec, image, container_id):
+    def pod(self, spec, image, container_id, address=None):
+        """`address`: where the pod is reached, when its LISTEN_ADDR (0.0.0.0:8080 in its own
+        network namespace) does not say."""
         pod = Pod(self, container_id)
         # Recorded before it starts, so a failed start is cleaned up too.
         self.pods.append(pod)
-        pod.start(spec, image)
+        pod.start(spec, image, address)
         return pod
 
     def stop(self):
@@ -181,7 +183,7 @@ class Pod:
         self.rootfs = containerd.base / "rootfs" / container_id
         self.removed = False
 
-    def start(self, spec, image):
+    def start(self, spec, image, address=None):
         containerd, container_id = self.containerd, self.id
         self.rootfs.mkdir(parents=True)
         # The image's snapshot, writable only so the runtime can create mount points in it;
@@ -192,7 +194,7 @@ class Pod:
         path.write_text(json.dumps(spec, indent=1))
         containerd.ctr("run", "-d", "--runtime", RUNTIME, "--config", str(path), container_id)
         env = dict(e.split("=", 1) for e in spec["process"]["env"])
-        self.address = env["LISTEN_ADDR"]
+        self.address = address or env["LISTEN_ADDR"]
 
     def get(self, path, timeout=10):
         request = urllib.request.Request(f"http://{self.address}{path}")
@@ -276,13 +278,16 @@ def pod_env(sts, pod_name, listen_addr):
     return env
 
 
-def pod_spec(base_spec, entrypoint, sts, pod_name, claim, hosts, listen_addr, claim_read_only=False):
-    """The OCI spec the kubelet would ask for, from the rendered StatefulSet."""
+def pod_spec(base_spec, entrypoint, sts, pod_name, claim, hosts, listen_addr, claim_read_only=False,
+             netns=None):
+    """The OCI spec the kubelet would ask for, from the rendered StatefulSet. With `netns` (a
+    `PodNetwork`) the pod has its own network namespace and IP, and its env is the
+    manifest's as it stands (`listen_addr` is then unused); without, it shares the node's."""
     spec = json.loads(json.dumps(base_spec))
     pod = sts["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-    env.update(pod_env(sts, pod_name, listen_addr))
+    env.update(downward_env(container, pod_name) if netns else pod_env(sts, pod_name, listen_addr))
     process = spec["process"]
     process["env"] = [f"{k}={v}" for k, v in env.items()]
     process["args"] = list(entrypoint) + list(container.get("args", []))
@@ -298,8 +303,10 @@ def pod_spec(base_spec, entrypoint, sts, pod_name, claim, hosts, listen_addr, cl
     # ctr's default spec puts every container in one cgroup ("/default"), and killing one
     # task then kills them all: each pod gets its own, under one parent per test run.
     spec["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{pod_name}-{uuid.uuid4().hex[:8]}"
-    # --net-host: the node's network namespace.
+    # --net-host: the node's network namespace; or the pod's own, as a CNI plugin makes one.
     spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"] if ns["type"] != "network"]
+    if netns:
+        spec["linux"]["namespaces"].append({"type": "network", "path": str(netns.path)})
     (claim_template,) = sts["spec"]["volumeClaimTemplates"]
     mount = next(m for m in container["volumeMounts"] if m["name"] == claim_template["metadata"]["name"])
     spec["mounts"] += [
@@ -359,3 +366,57 @@ def common_port(preferred, addresses):
             for probe in probes:
                 probe.close()
     raise AssertionError(f"no common free port on {addresses}")
+
+
+class PodNetwork:
+    """A pod's own network namespace with its own IP, as a CNI plugin leaves it (../shared/
+    RECIPES.md, "A pod with its own IP"): a veth pair, the pod's end `eth0` with the pod IP,
+    the node's end with the first address of a /24 of its own, so the node reaches the pod.
+    One per pod incarnation: a replaced pod gets a new sandbox and a new IP, as on a node.
+    `index` (0-255) picks the /24; names carry the test run's pid. An `unreachable` route for
+    the /24, behind the veth's own, keeps traffic to the pod's IP on this machine once the
+    pod is gone (a client still sending there gets EHOSTUNREACH, not the default route);
+    `release` removes it."""
+
+    def __init__(self, index):
+        run = os.getpid() % 100000
+        self.name = f"svtest{run}-{index}"
+        self.path = Path("/var/run/netns") / self.name
+        self.node_if = f"sv{run}v{index}"
+        subnet = f"10.{200 + os.getpid() % 50}.{index}"
+        self.gateway, self.ip = f"{subnet}.1", f"{subnet}.2"
+        self.subnet = f"{subnet}.0/24"
+        self.created = self.guarded = False
+
+    def create(self):
+        subprocess.run(["ip", "route", "replace", "unreachable", self.subnet, "metric", "4000"],
+                       check=True, capture_output=True)
+        self.guarded = self.created = True
+        ip = lambda *args: subprocess.run(["ip", *args], check=True, capture_output=True)  # noqa: E731
+        inside = lambda *args: ip("netns", "exec", self.name, "ip", *args)  # noqa: E731
+        ip("netns", "add", self.name)
+        ip("link", "add", self.node_if, "type", "veth", "peer", "name", "eth0", "netns", self.name)
+        ip("addr", "add", f"{self.gateway}/24", "dev", self.node_if)
+        ip("link", "set", self.node_if, "up")
+        inside("addr", "add", f"{self.ip}/24", "dev", "eth0")
+        inside("link", "set", "eth0", "up")
+        inside("link", "set", "lo", "up")
+        inside("route", "add", "default", "via", self.gateway)
+        return self
+
+    def remove(self):
+        """Deleting the namespace deletes its veth pair; the node's end is removed as well
+        in case the namespace never got its half."""
+        if not self.created:
+            return
+        self.created = False
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+        subprocess.run(["ip", "link", "del", self.node_if], capture_output=True)
+
+    def release(self):
+        """Removes the namespace and the route that kept its IP on this machine."""
+        self.remove()
+        if self.guarded:
+            self.guarded = False
+            subprocess.run(["ip", "route", "del", "unreachable", self.subnet, "metric", "4000"],
+                           capture_output=True)
