@@ -462,6 +462,9 @@ def test_a_rolling_restart_under_load_loses_no_visit(pods):
           f"{dict(load.opened_while_terminating)}; per replica {dict(sorted(per_replica.items()))}; "
           f"steps {steps}; {time.monotonic() - started:.0f} s")
     assert not load.failures, f"{len(load.failures)} failed requests, first: {load.failures[:5]}"
+    # A drain closes only connections idle for a while; busy ones end on a `Connection: close`
+    # answer, so no request meets a connection closed under it.
+    assert not load.retried, f"requests sent on connections the drain closed: {dict(load.retried)}"
     assert not problems, problems[:10]
     assert unacknowledged == 0 and malformed == 0
     assert not mixed, f"an address answered for more than one replica: {mixed}"

@@ -39,6 +39,11 @@ enum Phase {
 
 type Deadline = Pin<Box<dyn Sleep>>;
 
+/// While draining, how long an idle connection is left before it is closed: closing one the
+/// instant it goes idle races the client's next request on it, which then fails unanswered.
+/// Busy ones end sooner, on the `Connection: close` of their next answer.
+const DRAIN_IDLE_CLOSE: Duration = Duration::from_secs(1);
+
 /// What a connection shares with its service: which phase a request is in, and whether the
 /// server wants the connection closed once it is idle (a drain).
 pub struct Tracker {
@@ -73,13 +78,16 @@ impl Tracker {
         self.enter(Phase::Idle);
     }
 
-    /// Ends the connection as soon as it is idle (now, if it is).
+    /// Ends the connection once it has been idle for [`DRAIN_IDLE_CLOSE`].
     pub fn close_when_idle(&self) {
-        self.closing.set(true);
-        if self.phase.get() == Phase::Idle {
-            if let Some(waker) = self.read_waker.borrow().as_ref() {
-                waker.wake_by_ref();
-            }
+        if self.closing.replace(true) || self.phase.get() != Phase::Idle {
+            return;
+        }
+        // Re-arms a waiting read with the shorter deadline.
+        self.read_deadline.borrow_mut().take();
+        let waker = self.read_waker.borrow().clone();
+        if let Some(waker) = waker {
+            let _ = self.poll_read_deadline(&mut Context::from_waker(&waker));
         }
     }
 
@@ -94,10 +102,6 @@ impl Tracker {
         self.read_deadline.borrow_mut().take();
         let waker = self.read_waker.borrow().clone();
         if let Some(waker) = waker {
-            if phase == Phase::Idle && self.closing.get() {
-                waker.wake();
-                return;
-            }
             // Arms the new phase's deadline for the reader already waiting; it cannot have
             // passed yet, so the answer is Pending.
             let _ = self.poll_read_deadline(&mut Context::from_waker(&waker));
@@ -108,10 +112,8 @@ impl Tracker {
     /// ends (zero bytes, which hyper takes as the client's goodbye); a request head fails.
     fn poll_read_deadline(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let phase = self.phase.get();
-        if phase == Phase::Idle && self.closing.get() {
-            return Poll::Ready(Ok(()));
-        }
         let limit = match phase {
+            Phase::Idle if self.closing.get() => self.timeouts.idle.min(DRAIN_IDLE_CLOSE),
             Phase::Idle => self.timeouts.idle,
             Phase::Head => self.timeouts.header_read,
             Phase::Answering => return Poll::Pending,
@@ -191,9 +193,6 @@ impl Read for Connection {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let tracker = &this.tracker;
-        if tracker.phase.get() == Phase::Idle && tracker.closing.get() {
-            return Poll::Ready(Ok(()));
-        }
         match this.stream.poll_read_into(cx, &mut buf) {
             Poll::Ready(read) => {
                 tracker.read_waker.borrow_mut().take();
