@@ -12,7 +12,10 @@ the targets table and the notes in BENCHMARKS.md:
       && python3 bench/visit_path.py --seconds 10 --runs 3
 
 (it builds bench/minimal itself; the seed app needs Flask and waitress, as scripts/bench.sh
-installs them).
+installs them). To weigh a change to the visit path, put an earlier build of the Spin component
+in the same rounds and print them, writing nothing:
+
+    python3 bench/visit_path.py --compare-only --runs 5 --also /tmp/before.wasm
 """
 
 import argparse
@@ -24,9 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import (CHECKS, NATIVE_TARGET, PYTHON_TARGET, ROOT, WrkRun, cpu_seconds, machine,
-                    minimal_target, server_target, spin_target, splice, spread, update_targets,
-                    without_backtraces, wrk)
+from common import (CHECKS, NATIVE_TARGET, PYTHON_TARGET, ROOT, Target, WrkRun, cpu_seconds, machine,
+                    minimal_target, serve_command, server_target, spin_target, splice, spread,
+                    update_targets, without_backtraces, wrk)
 
 HEADING = "## 1. Visit path: `GET /` (appends a line), 16 connections"
 # The Spin component's floor: what a visit costs any component instantiated per request.
@@ -90,7 +93,8 @@ def every_server(args, report):
 
 def against_minimal(args, report):
     """The Spin component and the minimal one in turn, round after round, so a slow spell of
-    the machine falls on both; the ratio of their medians is the figure."""
+    the machine falls on both; the ratio of their medians is the figure. Other builds of the
+    Spin component (`--also`, e.g. an earlier commit's) join the same rounds."""
     report.append(f"The Spin component against the minimal spin-sdk 5.2 component (`bench/minimal`: "
                   "one handler that appends the same 33-byte record to `DATA_DIR/visits.txt` in one "
                   "write, synced with `always`, counts by the file's size and answers the same page), "
@@ -101,21 +105,22 @@ def against_minimal(args, report):
     report.append("| APPEND_FSYNC | server | requests/s | p99 ms | CPU µs per visit | × minimal |")
     report.append("|---|---|---|---|---|---|")
     for fsync in ("no", "always"):
-        pair = (spin_target(fsync=fsync), minimal_target(fsync=fsync))
-        runs = {target.name: [] for target in pair}
+        others = [Target(f"Spin component, {wasm.name} (wasmtime serve)", serve_command(wasm, fsync=fsync), fsync)
+                  for wasm in getattr(args, "also", [])]
+        targets = (spin_target(fsync=fsync), *others, minimal_target(fsync=fsync))
+        runs = {target.name: [] for target in targets}
         for _ in range(args.runs):
-            for target in pair:
+            for target in targets:
                 runs[target.name].append(one_run(target, args.seconds))
         rates = {name: statistics.median(run[0] for run in results) for name, results in runs.items()}
-        spin, minimal = (target.name for target in pair)
-        ratio = rates[spin] / rates[minimal]
+        spin, minimal = targets[0].name, targets[-1].name
         for name, results in runs.items():
             rps, _, p99, cpu = zip(*results)
-            times = f"{ratio:.2f}" if name == spin else "1"
             report.append(f"| `{fsync}` | {name} | {spread(rps)} | {spread(p99, '{:.2f}')} | "
-                          f"{spread(cpu)} | {times} |")
-        print(f"  APPEND_FSYNC={fsync}: {rates[spin]:,.0f} against {rates[minimal]:,.0f} req/s: "
-              f"{ratio:.2f}×", flush=True)
+                          f"{spread(cpu)} | {rates[name] / rates[minimal]:.2f} |")
+            print(f"  APPEND_FSYNC={fsync}: {name}: {rates[name]:,.0f} req/s, "
+                  f"{rates[name] / rates[minimal]:.2f}× minimal", flush=True)
+        ratio = rates[spin] / rates[minimal]
         CHECKS.append((f"{spin}: ≥ {FLOOR_TARGET}× the minimal spin-sdk component, APPEND_FSYNC={fsync}",
                        f"{ratio:.2f}×", ratio >= FLOOR_TARGET))
     report.append("")
@@ -136,7 +141,18 @@ def main():
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
     parser.add_argument("--runs", type=int, default=3, help="runs (rounds) per figure")
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--also", action="append", type=Path, default=[], metavar="WASM",
+                        help="another build of the Spin component for the alternating rounds")
+    parser.add_argument("--compare-only", action="store_true",
+                        help="run only the rounds against the minimal component and print them")
     args = parser.parse_args()
+    if args.compare_only:
+        without_backtraces()
+        build_minimal()
+        report = []
+        against_minimal(args, report)
+        print("\n".join(report))
+        return
     report = []
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load = os.getloadavg()[0]  # other work on the machine shows up as spread in the figures
