@@ -20,9 +20,11 @@ cargo test --workspace
 
 # Bounded fuzzing of what parses input (query, Accept, the log reader). cargo-fuzz needs
 # nightly-only flags; RUSTC_BOOTSTRAP lets the one stable toolchain here accept them.
-if ! command -v cargo-fuzz >/dev/null; then
-  say "installing cargo-fuzz"
-  cargo install cargo-fuzz --locked --quiet
+# Pinned: 0.13.2 builds with Rust 1.95 (--locked); another installed version is replaced.
+CARGO_FUZZ_VERSION=0.13.2
+if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+  say "installing cargo-fuzz $CARGO_FUZZ_VERSION"
+  cargo install "cargo-fuzz@$CARGO_FUZZ_VERSION" --locked --quiet
 fi
 for target in log_reader request; do
   say "fuzzing $target for ${FUZZ_SECONDS:-30}s"
