@@ -15,14 +15,18 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 say "cargo clippy (wasm32-wasip2 components)"
 cargo clippy --release --target wasm32-wasip2 -p spin-visits-http -p spin-visits-server --quiet -- -D warnings
 build_components
+# strace: tests/durability.rs watches the server component's syncs with it.
+need_apt strace
 say "cargo test"
 cargo test --workspace
 
 # Bounded fuzzing of what parses input (query, Accept, the log reader). cargo-fuzz needs
 # nightly-only flags; RUSTC_BOOTSTRAP lets the one stable toolchain here accept them.
-if ! command -v cargo-fuzz >/dev/null; then
-  say "installing cargo-fuzz"
-  cargo install cargo-fuzz --locked --quiet
+# Pinned: 0.13.2 builds with Rust 1.95 (--locked); another installed version is replaced.
+CARGO_FUZZ_VERSION=0.13.2
+if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+  say "installing cargo-fuzz $CARGO_FUZZ_VERSION"
+  cargo install "cargo-fuzz@$CARGO_FUZZ_VERSION" --locked --quiet
 fi
 for target in log_reader request; do
   say "fuzzing $target for ${FUZZ_SECONDS:-30}s"
