@@ -65,20 +65,24 @@ impl VisitLog {
                 path,
                 source,
             })?;
-            // A log that was empty may have just been created, and its name lives in the
-            // directory: sync that too, or a crash could lose the file with the visit just
-            // acknowledged. Only the first append (or one to an empty log) pays for it.
             if size_before == 0 {
-                File::open(&self.dir)
-                    .and_then(|dir| dir.sync_all())
-                    .map_err(|source| LogError::Io {
-                        action: "sync",
-                        path: self.dir.clone(),
-                        source,
-                    })?;
+                self.sync_directory()?;
             }
         }
         Ok(end / RECORD_LEN as u64 + 1 - records.len() as u64)
+    }
+
+    /// A log that was empty may have just been created, and its name lives in the directory:
+    /// it is synced too, or a crash could lose the file with the visit just acknowledged.
+    /// Only the first append (or one to an empty log) pays for it.
+    pub(super) fn sync_directory(&self) -> Result<(), LogError> {
+        File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|source| LogError::Io {
+                action: "sync",
+                path: self.dir.clone(),
+                source,
+            })
     }
 
     /// Removes what a failed write left, but only bytes that are provably its own: the

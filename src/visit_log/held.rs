@@ -93,6 +93,9 @@ impl VisitLog {
                 path: path.clone(),
                 source,
             })?;
+            if size_before == 0 {
+                self.sync_directory()?;
+            }
         }
         let end = size_before + lines.len() as u64;
         held.size = end;
