@@ -17,7 +17,10 @@
 #[macro_use]
 mod common;
 
-use common::{ensure_own_nofile, is_record, log_lines, shown_time, Artefact, Replica, ReplicaSpec};
+use common::{
+    ensure_own_nofile, is_record, log_lines, shown_count, shown_time, Artefact, Replica,
+    ReplicaSpec,
+};
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -159,16 +162,6 @@ impl Read for Throttled {
         std::thread::sleep(self.pause);
         Ok(n)
     }
-}
-
-/// The count a visit page showed.
-fn shown_count(page: &str) -> u64 {
-    let start = page
-        .find(r#"id="visit-count">"#)
-        .expect("the page shows a count")
-        + 17;
-    let end = start + page[start..].find('<').unwrap();
-    page[start..end].parse().unwrap()
 }
 
 /// The `p`-quantile of sorted durations.
@@ -377,6 +370,25 @@ fn tail_of(output: &str) -> &str {
 const PLANTED_LINES: usize = 727_272;
 
 /// Writes a valid log of [`PLANTED_LINES`] distinct 33-byte records into the claim.
+/// A replica with a planted big log and short write (2 s) and idle (1 s) deadlines, the log's
+/// bytes, and a connection to it.
+fn short_deadlines_over_a_big_log(claim: &Path) -> (Vec<u8>, Replica, TcpStream) {
+    let log = plant_log(claim);
+    let replica = server(
+        claim,
+        &[
+            ("WRITE_TIMEOUT_SECONDS", "2"),
+            ("IDLE_TIMEOUT_SECONDS", "1"),
+        ],
+        None,
+    );
+    let stream = TcpStream::connect(&replica.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    (log, replica, stream)
+}
+
 fn plant_log(claim: &Path) -> Vec<u8> {
     let mut log = Vec::with_capacity(PLANTED_LINES * 33);
     for i in 0..PLANTED_LINES as u64 {
@@ -507,19 +519,7 @@ fn clients_that_stop_reading_lose_their_slots_after_the_write_timeout() {
 fn a_reader_cut_off_by_the_write_timeout_does_not_stall_the_server() {
     let _serial = serial();
     let claim = tempfile::tempdir().unwrap();
-    let log = plant_log(claim.path());
-    let replica = server(
-        claim.path(),
-        &[
-            ("WRITE_TIMEOUT_SECONDS", "2"),
-            ("IDLE_TIMEOUT_SECONDS", "1"),
-        ],
-        None,
-    );
-    let mut stream = TcpStream::connect(&replica.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let (log, replica, mut stream) = short_deadlines_over_a_big_log(claim.path());
     request(&mut stream, "/visits", "text/plain").unwrap();
     let mut stalled = BufReader::new(stream);
     assert_eq!(read_head(&mut stalled).unwrap().status, 200);
@@ -574,19 +574,7 @@ fn a_slow_reader_gets_the_whole_log_past_the_idle_and_write_timeouts() {
 
     let _serial = serial();
     let claim = tempfile::tempdir().unwrap();
-    let log = plant_log(claim.path());
-    let replica = server(
-        claim.path(),
-        &[
-            ("WRITE_TIMEOUT_SECONDS", "2"),
-            ("IDLE_TIMEOUT_SECONDS", "1"),
-        ],
-        None,
-    );
-    let mut stream = TcpStream::connect(&replica.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let (log, _replica, mut stream) = short_deadlines_over_a_big_log(claim.path());
     let started = Instant::now();
     request(&mut stream, "/visits", "text/plain").unwrap();
     let mut reader = BufReader::with_capacity(

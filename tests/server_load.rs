@@ -8,7 +8,8 @@
 mod common;
 
 use common::{
-    is_record, log_lines, own_agent, shown_time, try_request, Artefact, Mount, Replica, ReplicaSpec,
+    is_record, log_lines, own_agent, shown_count, shown_time, try_request, Artefact, Mount,
+    Replica, ReplicaSpec,
 };
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -19,16 +20,6 @@ use std::time::{Duration, Instant};
 
 fn server(claim: &std::path::Path) -> Replica {
     ReplicaSpec::new(Artefact::Server, claim, "visits-0").start()
-}
-
-/// The count a visit page showed.
-fn shown_count(page: &str) -> u64 {
-    let start = page
-        .find(r#"id="visit-count">"#)
-        .expect("the page shows a count")
-        + 17;
-    let end = start + page[start..].find('<').unwrap();
-    page[start..end].parse().unwrap()
 }
 
 /// Sends `GET path` on every stream first, then reads every answer: all the requests are

@@ -21,12 +21,7 @@ impl VisitLog {
             return self.append_held(held, records);
         }
         let path = self.path();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(|err| self.diagnose_write_failure("open", err))?;
+        let mut file = self.open_for_append()?;
         let size_before = file_len(&mut file, &path)?;
 
         let mut lines = Vec::with_capacity(records.len() * RECORD_LEN + 1);
@@ -70,6 +65,16 @@ impl VisitLog {
             }
         }
         Ok(end / RECORD_LEN as u64 + 1 - records.len() as u64)
+    }
+
+    /// The log, opened (created if need be) for appending and reading back what was written.
+    pub(super) fn open_for_append(&self) -> Result<File, LogError> {
+        OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(self.path())
+            .map_err(|err| self.diagnose_write_failure("open", err))
     }
 
     /// A log that was empty may have just been created, and its name lives in the directory:

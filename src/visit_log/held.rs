@@ -12,7 +12,7 @@
 use super::append::ends_mid_line;
 use super::{file_len, Fsync, LogError, VisitLog};
 use crate::record::RECORD_LEN;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -112,12 +112,7 @@ impl VisitLog {
 
     fn open_held(&self) -> Result<Held, LogError> {
         let path = self.path();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(|err| self.diagnose_write_failure("open", err))?;
+        let mut file = self.open_for_append()?;
         let size = file_len(&mut file, &path)?;
         let torn = ends_mid_line(&mut file, size, &path)?;
         let modified = file.metadata().ok().and_then(|m| m.modified().ok());

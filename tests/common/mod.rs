@@ -420,6 +420,16 @@ pub fn own_agent() -> ureq::Agent {
     )
 }
 
+/// The count a visit page showed.
+pub fn shown_count(page: &str) -> u64 {
+    let start = page
+        .find(r#"id="visit-count">"#)
+        .expect("the page shows a count")
+        + 17;
+    let end = start + page[start..].find('<').unwrap();
+    page[start..end].parse().unwrap()
+}
+
 /// The Moscow time a visit page showed.
 pub fn shown_time(page: &str) -> String {
     let start = page.find(r#"datetime=""#).expect("the page shows a time") + 10;
