@@ -368,6 +368,25 @@ def common_port(preferred, addresses):
     raise AssertionError(f"no common free port on {addresses}")
 
 
+def build_image(work, image, context=None):
+    """The Dockerfile's image, built by buildah (vfs, its own storage under `work`) from
+    `context` (the checkout by default), as an OCI archive."""
+    storage = work / "buildah"
+    buildah = ["buildah", "--storage-driver", "vfs", "--root", str(storage),
+               "--runroot", str(storage / "run")]
+    archive = work / "image.tar"
+    checkout = Path(__file__).resolve().parents[2]
+    try:
+        subprocess.run(buildah + ["bud", "--quiet", "--platform", "wasi/wasm", "-f",
+                                  str(checkout / "Dockerfile"), "-t", image, str(context or checkout)],
+                       check=True, capture_output=True)
+        subprocess.run(buildah + ["push", "--quiet", image, f"oci-archive:{archive}:{image}"],
+                       check=True, capture_output=True)
+    finally:
+        subprocess.run(buildah + ["rmi", "--all", "--force"], capture_output=True)
+    return archive
+
+
 class PodNetwork:
     """A pod's own network namespace with its own IP, as a CNI plugin leaves it (../shared/
     RECIPES.md, "A pod with its own IP"): a veth pair, the pod's end `eth0` with the pod IP,

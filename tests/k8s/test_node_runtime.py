@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import ROOT, one, tool, wait_until
-from node_runtime import (Containerd, common_port, image_config, make_claim, pod_spec,
+from node_runtime import (Containerd, build_image, common_port, image_config, make_claim, pod_spec,
                           shim_or_skip, write_hosts)
 from scaling import check_scaling
 
@@ -26,17 +26,7 @@ VISITS = {"visits-0": 4, "visits-1": 7, "visits-2": 2}
 def node(tmp_path_factory):
     shim = shim_or_skip()
     work = tmp_path_factory.mktemp("node")
-    storage = work / "buildah"
-    buildah = [tool("buildah"), "--storage-driver", "vfs", "--root", str(storage),
-               "--runroot", str(storage / "run")]
-    archive = work / "image.tar"
-    try:
-        subprocess.run(buildah + ["bud", "--quiet", "--platform", "wasi/wasm", "-t", IMAGE, str(ROOT)],
-                       check=True, capture_output=True)
-        subprocess.run(buildah + ["push", "--quiet", IMAGE, f"oci-archive:{archive}:{IMAGE}"],
-                       check=True, capture_output=True)
-    finally:
-        subprocess.run(buildah + ["rmi", "--all", "--force"], capture_output=True)
+    archive = build_image(work, IMAGE)
     containerd = Containerd(work / "containerd", shim)
     try:
         containerd.import_image(archive)

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, one, tool
-from node_runtime import (Containerd, PodNetwork, image_config, make_claim, pod_spec,
+from conftest import ROOT, one, tool, wait_until
+from node_runtime import (Containerd, build_image, PodNetwork, image_config, make_claim, pod_spec,
                           shim_or_skip, write_hosts)
 
 IMAGE = "localhost/spin-visits:rollout-test"
@@ -64,17 +64,7 @@ def node(tmp_path_factory):
         pytest.fail(f"{context / WASM} is missing: build the server component first "
                     "(scripts/tools.sh's build_components)")
     work = tmp_path_factory.mktemp("rollout-node")
-    storage = work / "buildah"
-    buildah = [tool("buildah"), "--storage-driver", "vfs", "--root", str(storage),
-               "--runroot", str(storage / "run")]
-    archive = work / "image.tar"
-    try:
-        subprocess.run(buildah + ["bud", "--quiet", "--platform", "wasi/wasm", "-f", str(ROOT / "Dockerfile"),
-                                  "-t", IMAGE, str(context)], check=True, capture_output=True)
-        subprocess.run(buildah + ["push", "--quiet", IMAGE, f"oci-archive:{archive}:{IMAGE}"],
-                       check=True, capture_output=True)
-    finally:
-        subprocess.run(buildah + ["rmi", "--all", "--force"], capture_output=True)
+    archive = build_image(work, IMAGE, context)
     containerd = Containerd(work / "containerd", shim)
     try:
         containerd.import_image(archive)
@@ -387,7 +377,7 @@ def test_a_rolling_restart_under_load_loses_no_visit(pods):
             running[f"{name}-{ordinal}"] = pods.start(f"{name}-{ordinal}")
         for pod in running.values():
             service.add(pod)
-        assert wait_for(lambda: all(service.ready(p) for p in running.values()), 30), \
+        assert wait_until(lambda: all(service.ready(p) for p in running.values()), 30), \
             "the replicas did not become ready"
 
         load = Load(service, pods.http_port)
@@ -426,7 +416,7 @@ def test_a_rolling_restart_under_load_loses_no_visit(pods):
             running[pod_name] = new
             service.add(new)
             # The controller moves on once the new pod is ready (and in the Service).
-            assert wait_for(lambda: service.ready(new), 30), f"new {pod_name} never became ready"
+            assert wait_until(lambda: service.ready(new), 30), f"new {pod_name} never became ready"
             step["ready_after_s"] = round(time.monotonic() - deletion, 2)
             steps.append(step)
         time.sleep(2)
@@ -476,15 +466,6 @@ def test_a_rolling_restart_under_load_loses_no_visit(pods):
     assert all(while_terminating[s["pod"]] > 0 for s in steps), while_terminating
     assert all(s["connections_closed_by_drain"] > 0 for s in steps), steps
     assert sum(load.opened_while_terminating.values()) > 0, "kube-proxy's lag was not exercised"
-
-
-def wait_for(predicate, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class BurstConnection:
