@@ -108,7 +108,8 @@ def pods(node, kustomized, tmp_path):
         def claim(self, name):
             return tmp_path / f"data-{name}"
 
-        def start(self, name):
+        def start(self, name, env=None):
+            """`env`: values that replace (or add to) the manifest's, as a patched pod spec would."""
             claim = self.claim(name)
             if not claim.exists():
                 make_claim(claim, fs_group)
@@ -118,6 +119,9 @@ def pods(node, kustomized, tmp_path):
             live[name] = network.ip
             write_hosts(hosts, sts["spec"]["serviceName"], live)
             spec = pod_spec(base_spec, entrypoint, sts, name, claim, hosts, None, netns=network)
+            if env:
+                spec["process"]["env"] = [e for e in spec["process"]["env"] if e.split("=", 1)[0] not in env]
+                spec["process"]["env"] += [f"{key}={value}" for key, value in env.items()]
             pod = containerd.pod(spec, IMAGE, f"{name}-{len(networks)}",
                                  address=f"{network.ip}:{self.http_port}")
             pod.name, pod.ip, pod.network = name, network.ip, network
