@@ -27,8 +27,12 @@ pub async fn run(server: Rc<Server>, listener: Listener) {
             continue;
         };
         let server = server.clone();
+        let tracker = Tracker::new(TIMEOUTS);
+        let connection = Connection::new(stream, tracker.clone());
         wstd::runtime::spawn(async move {
             let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                // A drain takes as long as it takes: no header-read deadline while it runs.
+                tracker.answering();
                 let server = server.clone();
                 async move {
                     let (status, body) = match (request.method(), request.uri().path()) {
@@ -47,7 +51,7 @@ pub async fn run(server: Rc<Server>, listener: Listener) {
             let _ = http1::Builder::new()
                 .timer(timer::WstdTimer)
                 .header_read_timeout(None)
-                .serve_connection(Connection::new(stream, Tracker::new(TIMEOUTS)), service)
+                .serve_connection(connection, service)
                 .await;
         })
         .detach();

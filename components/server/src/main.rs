@@ -43,6 +43,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on ADMIN_ADDR={admin_addr}"))?;
     let server = Server::new(config);
+    // Opens (and holds) the log before any connection can take the descriptors; a volume
+    // that is not writable yet is reported and retried by the first visit or probe.
+    if let Err(err) = server.app.log.check_writable() {
+        eprintln!("spin-visits-server: {err}");
+    }
     // Tests and operators read the bound addresses from this line (port 0 picks a free one).
     println!(
         "spin-visits-server: pod {} serving {} on http://{} (APPEND_FSYNC={}, MAX_CONNECTIONS={}, admin on http://{})",

@@ -50,12 +50,13 @@ pub struct Server {
 
 impl Server {
     pub fn new(config: ServerConfig) -> Rc<Self> {
-        let app = App::new(config.app.clone());
+        let mut app = App::new(config.app.clone());
+        // A replica's volume is its own (one pod per claim) and the committer writes one
+        // batch at a time: the log is held open, and the handler's probes share it.
+        app.log = app.log.sole_writer();
         let stats = Rc::new(Stats::default());
         Rc::new(Self {
-            // A replica's volume is its own (one pod per claim) and the committer writes one
-            // batch at a time.
-            committer: Committer::new(app.log.clone().sole_writer(), stats.clone()),
+            committer: Committer::new(app.log.clone(), stats.clone()),
             stats,
             fanout: Fanout::new(config.peer_cache),
             app,
@@ -79,8 +80,13 @@ impl Server {
         self.slots.cap()
     }
 
+    /// Connections being served (the accept loop's slot, taken before the accept, is not one).
     pub fn open_connections(&self) -> usize {
-        self.slots.open()
+        self.connections
+            .borrow()
+            .iter()
+            .filter(|tracker| tracker.strong_count() > 0)
+            .count()
     }
 
     /// Accepts and serves connections forever.
@@ -202,7 +208,8 @@ impl Server {
 
     /// `/drain`, for the kubelet's preStop: fail readiness at once, keep serving while the
     /// endpoint leaves the Service, then close connections as they go idle and return once
-    /// no request is in flight (or the timeout passes). Calling it again waits the same way.
+    /// no request is in flight and no connection open (or the timeout passes). Calling it
+    /// again waits the same way.
     pub async fn drain(self: &Rc<Self>) -> String {
         let started = *self.drain_started.get().get_or_insert_with(|| {
             let now = Instant::now();
@@ -220,14 +227,18 @@ impl Server {
             }
         }
         let deadline = started + self.config.drain_delay + self.config.drain_timeout;
-        // Visits in flight include those queued for the next group commit.
-        while self.in_flight.get() > 0 && Instant::now() < deadline {
+        // Visits in flight include those queued for the next group commit. Connections are
+        // waited for too: busy ones end with their next answer, idle ones a second after the
+        // drain reaches them, and one still open when the container is killed would be reset
+        // under its client's next request.
+        while (self.in_flight.get() > 0 || self.open_connections() > 0) && Instant::now() < deadline
+        {
             wstd::task::sleep(Duration::from_millis(20).into()).await;
         }
         format!(
             "drained: {} requests in flight, {} connections open\n",
             self.in_flight.get(),
-            self.slots.open()
+            self.open_connections()
         )
     }
 }
