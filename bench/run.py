@@ -11,8 +11,9 @@ Each figure is the median of several runs, with min and max. Traffic stays on lo
   3. GET /visits of a 100 MiB log: time, MB/s, and the runtime's peak memory;
   4. each component's size, and time from starting the runtime to the first 200;
   5. the Spin component under Spin's own HTTP trigger (bench/spin_trigger.py);
-  6–8. load on one replica (bench/load.py): 16 to 1 024 connections, idle connections beside
-     active ones, and both durability settings, under wasmtime run, runwasi's shim and native.
+  6–9. load on one replica (bench/load.py): 16 to 1 024 connections, idle connections beside
+     active ones, both durability settings, and the replica as deployed (the manifest's limits
+     as a cgroup, fd 1024:1024), under wasmtime run, runwasi's shim (release and main) and native.
 """
 
 import argparse
@@ -31,7 +32,7 @@ import load
 import spin_trigger
 import visit_path
 from common import (CHECKS, FULL_VOLUME_LINES, ROOT, SERVER_WASM, SPIN_WASM, WASMTIME, machine,
-                    prefill, server_target, spin_target, spread, wrk)
+                    prefill, server_target, spin_target, splice, spread, update_targets, wrk)
 
 
 def log_growth(args, report):
@@ -131,19 +132,57 @@ def size_and_start(args, report):
     report.append("")
 
 
+def write_load(args, report):
+    """The load sections of this run spliced into --out, their targets replaced (rows of the old
+    single-shim name dropped), bench/notes.md refreshed."""
+    out = Path(args.out)
+    text, notes = out.read_text(), (ROOT / "bench" / "notes.md").read_text()
+    parts, current = {}, None
+    for line in report:
+        if line.startswith("## "):
+            current = line.split(".")[0][3:]
+            parts[current] = []
+        parts[current].append(line)
+    for key, lines in parts.items():
+        text = splice(text, load.HEADINGS[key], "\n".join(lines) + "\n", notes)
+    text = "\n".join(line for line in text.split("\n")
+                     if not line.startswith("| server component (runwasi shim):"))
+    text = update_targets(text, CHECKS)
+    command = shlex.join(["python3", "bench/run.py", *sys.argv[1:]])
+    stamp = f"Sections {', '.join(parts)} written by `{command}` on " \
+            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC."
+    lines = text.split("\n")
+    at = next((i for i, line in enumerate(lines) if line.startswith("Sections ") and "bench/run.py --only load" in line), None)
+    if at is None:
+        at = next(i for i, line in enumerate(lines) if line.startswith("Machine:"))
+        lines.insert(at + 1, "")
+        lines.insert(at + 1, stamp)
+    else:
+        lines[at] = stamp
+    out.write_text("\n".join(lines))
+    print(f"wrote {out}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="length of each visit-path run")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure")
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
-    parser.add_argument("--only", choices=["load"], help="run one step and print its section (nothing written)")
+    parser.add_argument("--only", choices=["load"], help="run one step and print its section")
+    parser.add_argument("--sections", default="6789",
+                        help="with --only load: which load sections (6 connections, 7 idle, 8 durability, "
+                             "9 as deployed), e.g. 89")
+    parser.add_argument("--write", action="store_true",
+                        help="with --only load: splice the sections and their targets into --out")
     args = parser.parse_args()
     if args.only == "load":
         report = []
-        load.step(args, report)
+        load.step(args, report, tuple(args.sections))
         print("\n".join(report))
         for target, measured, met in CHECKS:
             print(f"{'met' if met else 'MISSED'}: {target}: {measured}")
+        if args.write:
+            write_load(args, report)
         return
 
     report = [

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Runs the benchmarks (bench/run.py) and writes BENCHMARKS.md; about 35 minutes with the
-# defaults (6 of them Spin's trigger, bench/spin_trigger.py; 15 load on one replica, bench/load.py).
-# Arguments go to bench/run.py (e.g. --seconds 5 --runs 1 for a quick look).
+# Runs the benchmarks (bench/run.py) and writes BENCHMARKS.md; about 50 minutes with the
+# defaults (6 of them Spin's trigger, bench/spin_trigger.py; about 30 load on one replica,
+# bench/load.py: wasmtime run, runwasi's release shim (wasmtime 27) and main's (36), native, and
+# section 9 as deployed: the manifest's limits as a cgroup and fd 1024:1024).
+# Arguments go to bench/run.py (e.g. --seconds 5 --runs 1 for a quick look; `--only load
+# --sections 89 --write` reruns load sections 8 and 9 alone into BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
-# runwasi's wasmtime shim, for the node-runtime rows (bench/node.py), as .ci/run does.
+# runwasi's wasmtime shim (the 0.6.0 release; runwasi-main/ beside it), for the node-runtime
+# rows (bench/node.py), as .ci/run does.
 if [ -d ../shared/bin ]; then
   PATH="$(cd ../shared/bin && pwd):$PATH"
   export PATH

@@ -345,6 +345,8 @@ def test_pods_meet_the_restricted_pod_security_profile(rendered):
 
 
 def test_resources_are_bounded(rendered):
+    # Requests for both; a memory limit. No CPU limit: BENCHMARKS.md section 9 measured a CFS
+    # quota halving a saturated replica's rate and doubling its p99 (README, values table).
     resources = container(one(rendered, "StatefulSet"))["resources"]
-    for kind in ("requests", "limits"):
-        assert {"cpu", "memory"} <= resources[kind].keys()
+    assert {"cpu", "memory"} <= resources["requests"].keys()
+    assert "memory" in resources["limits"]
