@@ -50,9 +50,7 @@ impl VisitLog {
         // instance's identical line, recorded the same microsecond) in that stretch cannot be
         // told from ours without a lock on every visit, which cost a quarter of the Spin
         // component's rate (bench/notes.md): both take the first copy, so both show its count.
-        let size_after = file_len(&mut file, &path)?;
-        let landed_at = find_own_write(&mut file, size_before, size_after, &lines)
-            .unwrap_or(size_after.saturating_sub(lines.len() as u64));
+        let landed_at = locate_write(&mut file, size_before, &lines, &path)?;
         let end = landed_at + lines.len() as u64;
         if self.fsync == Fsync::Always {
             file.sync_data().map_err(|source| LogError::Io {
@@ -110,20 +108,53 @@ impl VisitLog {
     }
 }
 
-/// The offset of `lines` among the bytes between `from` and `to`, if it is there and that
-/// stretch is small enough to read (other instances' appends in the meantime).
-fn find_own_write(file: &mut File, from: u64, to: u64, lines: &[u8]) -> Option<u64> {
-    const MAX_LOOK: u64 = 1 << 20;
-    let span = to.checked_sub(from).filter(|&span| span <= MAX_LOOK)?;
-    if span == lines.len() as u64 {
+/// Where `lines`, appended to a log of `size_before` bytes, landed. The size after the write
+/// comes from seeking to a little before the end (one `stat` on WASI, like seeking to the
+/// end), which leaves the file where reading back the lines other instances appended in
+/// between starts, when any did: under `APPEND_FSYNC=always` most visits of 16 concurrent
+/// instances have some, and this saves each of them a seek.
+fn locate_write(
+    file: &mut File,
+    size_before: u64,
+    lines: &[u8],
+    path: &Path,
+) -> Result<u64, LogError> {
+    const LOOK_BACK: u64 = 32 * RECORD_LEN as u64;
+    let len = lines.len() as u64;
+    // Never past the start: the file holds at least what it held and this write.
+    let look = LOOK_BACK.max(len).min(size_before + len);
+    let (position, size_after) = match file.seek(SeekFrom::End(-(look as i64))) {
+        Ok(position) => (position, position + look),
+        // Shorter than that: another instance cut a failed write of its own off.
+        Err(_) => {
+            let size = file_len(file, path)?;
+            (size, size)
+        }
+    };
+    if size_after == size_before + len {
         // Nothing but this write landed in between (the usual case): no need to read it back.
-        return Some(from);
+        return Ok(size_before);
     }
-    let mut added = vec![0; span as usize];
-    file.seek(SeekFrom::Start(from))
-        .and_then(|_| file.read_exact(&mut added))
-        .ok()?;
-    let at = added
+    Ok(
+        find_own_write(file, position, size_before, size_after, lines)
+            .unwrap_or(size_after.saturating_sub(len)),
+    )
+}
+
+/// The offset of `lines` among the bytes between `from` and `to`, if it is there and that
+/// stretch is small enough to read (other instances' appends in the meantime). The file
+/// stands at `position`; reading starts there when that is at or before `from`.
+fn find_own_write(file: &mut File, position: u64, from: u64, to: u64, lines: &[u8]) -> Option<u64> {
+    const MAX_LOOK: u64 = 1 << 20;
+    to.checked_sub(from).filter(|&span| span <= MAX_LOOK)?;
+    let start = if position <= from {
+        position
+    } else {
+        file.seek(SeekFrom::Start(from)).ok()?
+    };
+    let mut added = vec![0; (to - start) as usize];
+    file.read_exact(&mut added).ok()?;
+    let at = added[(from - start) as usize..]
         .windows(lines.len())
         .position(|window| window == lines)?;
     Some(from + at as u64)
@@ -316,6 +347,34 @@ mod tests {
             .map(|entry| entry.unwrap().file_name())
             .collect();
         assert_eq!(left, [LOG_FILE_NAME], "nothing but the log is written");
+    }
+
+    /// A write found among other instances' lines appended before and after it, whether the
+    /// stretch to read back is within the look-back from the end or longer.
+    #[test]
+    fn a_write_is_found_among_others_landed_around_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE_NAME);
+        for (before, others_first, others_after) in
+            [(0, 0, 0), (3, 0, 0), (0, 2, 1), (5, 2, 3), (1, 40, 2)]
+        {
+            let mut log = vec![];
+            let at = |log: &Vec<u8>| log.len() as u64;
+            (0..before).for_each(|n| log.extend(distinct(n)));
+            let size_before = at(&log);
+            (0..others_first).for_each(|n| log.extend(distinct(100 + n)));
+            let ours_at = at(&log);
+            let ours = distinct(99);
+            log.extend(ours);
+            (0..others_after).for_each(|n| log.extend(distinct(200 + n)));
+            fs::write(&path, &log).unwrap();
+            let mut file = File::open(&path).unwrap();
+            assert_eq!(
+                locate_write(&mut file, size_before, &ours, &path).unwrap(),
+                ours_at,
+                "{before} lines before, {others_first} others first, {others_after} after"
+            );
+        }
     }
 
     #[test]
