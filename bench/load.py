@@ -427,7 +427,6 @@ def deployed(args, report):
     found = targets()
     report.append("| server | limits | 16 connections | 256 connections | 1 024 connections | memory peak / anon MiB |")
     report.append("|---|---|---|---|---|---|")
-    rows = {}
     for limits in conditions:
         for connections in (16, 256, 1024):
             results = alternating(found, "/", connections, args, {"APPEND_FSYNC": "always"}, limits=limits)
@@ -473,7 +472,7 @@ def step(args, report, sections=("6", "7", "8", "9")):
             for _, counts in FAILURES[failures:]:
                 for kind, count in counts.items():
                     kinds[kind] = kinds.get(kind, 0) + count
-            report.insert(len(report) - 1, f"Failed visits in this section, by kind (wrk's 2 s timeout, "
+            report.insert(len(report) - 1, "Failed visits in this section, by kind (wrk's 2 s timeout, "
                           "connections reset or refused, non-2xx answers): " +
                           ", ".join(f"{kind} {count:,}" for kind, count in kinds.items()) + ".\n")
         if len(DOWN) > down:
