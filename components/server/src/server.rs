@@ -24,8 +24,7 @@ use std::time::{Duration, Instant};
 
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// After running out of descriptors, how long the lowered cap holds before one slot is
-/// given back to try again.
+/// After running out of descriptors, how long the lowered cap holds before it climbs back.
 const CAP_PROBE_AFTER: Duration = Duration::from_secs(5);
 /// Descriptors kept free when the cap is lowered: the log's reads, a probe, the peers.
 const DESCRIPTOR_RESERVE: usize = 16;
@@ -141,12 +140,12 @@ impl Server {
         }
     }
 
-    /// Raises a lowered cap by one slot once descriptors have not run out for a while.
+    /// Once descriptors have not run out for a while, each accepted connection raises a
+    /// lowered cap by one slot, back towards `MAX_CONNECTIONS`; running out again lowers it.
     fn probe_lowered_cap(&self) {
         if let Some(at) = self.last_out_of_descriptors.get() {
             if at.elapsed() > CAP_PROBE_AFTER {
                 self.slots.raise();
-                self.last_out_of_descriptors.set(Some(Instant::now()));
             }
         }
     }
