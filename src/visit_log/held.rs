@@ -14,12 +14,21 @@ use super::{file_len, Fsync, LogError, VisitLog};
 use crate::record::RECORD_LEN;
 use std::fs::{self, File};
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 /// Shared by the clones of a sole writer's [`VisitLog`].
 #[derive(Debug, Default, Clone)]
 pub(super) struct HeldFile(Arc<Mutex<State>>);
+
+impl HeldFile {
+    /// The state; a panic while it was held (none is expected) leaves it usable.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 #[derive(Debug, Default)]
 struct State {
@@ -46,10 +55,7 @@ impl VisitLog {
         held: &HeldFile,
         records: &[[u8; RECORD_LEN]],
     ) -> Result<u64, LogError> {
-        let mut state = held
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = held.lock();
         let result = self.append_through(&mut state.held, records);
         state.failing = result.is_err();
         result
@@ -61,13 +67,7 @@ impl VisitLog {
         records: &[[u8; RECORD_LEN]],
     ) -> Result<u64, LogError> {
         let path = self.path();
-        if slot.as_ref().is_some_and(|held| !self.still_at_path(held)) {
-            *slot = None;
-        }
-        let held = match slot {
-            Some(held) => held,
-            None => slot.insert(self.open_held()?),
-        };
+        let held = self.current(slot)?;
         let size_before = held.size;
         let mut lines = Vec::with_capacity(records.len() * RECORD_LEN + 1);
         if std::mem::take(&mut held.torn) {
@@ -103,6 +103,17 @@ impl VisitLog {
         Ok(end / RECORD_LEN as u64 + 1 - records.len() as u64)
     }
 
+    /// The held file if the path still names it, else the file there now, opened and held.
+    fn current<'a>(&self, slot: &'a mut Option<Held>) -> Result<&'a mut Held, LogError> {
+        if slot.as_ref().is_some_and(|held| !self.still_at_path(held)) {
+            *slot = None;
+        }
+        if slot.is_none() {
+            *slot = Some(self.open_held()?);
+        }
+        Ok(slot.as_mut().expect("opened above"))
+    }
+
     /// Whether `visits.txt` is still the held file, as far as size and modification time
     /// tell.
     fn still_at_path(&self, held: &Held) -> bool {
@@ -128,20 +139,8 @@ impl VisitLog {
     /// probe (and no descriptor) is needed; otherwise the log is opened (and held) and, after
     /// a failure, the volume probed.
     pub(super) fn check_held(&self, held: &HeldFile) -> Result<(), LogError> {
-        let mut state = held
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if state
-            .held
-            .as_ref()
-            .is_some_and(|held| !self.still_at_path(held))
-        {
-            state.held = None;
-        }
-        if state.held.is_none() {
-            state.held = Some(self.open_held()?);
-        }
+        let mut state = held.lock();
+        self.current(&mut state.held)?;
         if state.failing {
             self.probe()?;
             state.failing = false;
