@@ -91,10 +91,7 @@ pub struct PeerService {
 
 impl PeerService {
     /// `Ok(None)` when unset or empty; `Err` with the reason when it is not `name:port`.
-    pub fn from_env() -> Result<Option<Self>, String> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
+    /// Read once, by [`crate::server_config::ServerConfig`].
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
         let Some(value) = lookup("PEER_SERVICE").filter(|v| !v.trim().is_empty()) else {
             return Ok(None);

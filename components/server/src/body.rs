@@ -1,9 +1,11 @@
 //! The shared handler's body as a hyper body: whole bodies get a Content-Length, the log
 //! listing goes out chunked as it is read. Dropping it tells the connection its answer is
-//! done, so the idle deadline starts only then.
+//! done, so the idle deadline starts only then, and gives back the slot of a connection
+//! whose answer said `Connection: close`.
 
 use crate::connection::Tracker;
-use crate::server::InFlight;
+use crate::in_flight::InFlight;
+use crate::registry::Registration;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use spin_visits::Body;
@@ -16,14 +18,22 @@ pub struct HyperBody {
     body: Option<Body>,
     tracker: Rc<Tracker>,
     _in_flight: InFlight,
+    /// The slot to give back once this last answer is done.
+    last: Option<Rc<Registration>>,
 }
 
 impl HyperBody {
-    pub fn new(body: Body, tracker: Rc<Tracker>, in_flight: InFlight) -> Self {
+    pub fn new(
+        body: Body,
+        tracker: Rc<Tracker>,
+        in_flight: InFlight,
+        last: Option<Rc<Registration>>,
+    ) -> Self {
         Self {
             body: Some(body),
             tracker,
             _in_flight: in_flight,
+            last,
         }
     }
 }
@@ -31,9 +41,11 @@ impl HyperBody {
 impl Drop for HyperBody {
     fn drop(&mut self) {
         self.tracker.answered();
+        if let Some(registration) = &self.last {
+            registration.release();
+        }
     }
 }
-
 impl http_body::Body for HyperBody {
     type Data = Bytes;
     type Error = io::Error;

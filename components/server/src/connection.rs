@@ -8,11 +8,15 @@
 //!
 //! hyper's own header-read timer starts when a connection goes idle, so it cannot tell an
 //! idle keep-alive connection from a slow request head; the phase, shared with the service
-//! ([`Tracker`]), tells them apart.
+//! ([`Tracker`]), tells them apart. The tracker also counts the bytes each phase moves
+//! ([`Progress`]), for the registry to choose who yields a slot at the cap, and ends the
+//! connection when it is chosen ([`Tracker::evict`]).
 
+use crate::progress::{Phase, Progress, Standing, IDLE_GRACE};
 use crate::tcp::TcpStream;
-use crate::timer::WstdTimer;
+use crate::timer::{self, WstdTimer};
 use hyper::rt::{Read, ReadBufCursor, Sleep, Timer, Write};
+use spin_visits::server_config::MinRate;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::pin::Pin;
@@ -25,16 +29,8 @@ pub struct Timeouts {
     pub idle: Duration,
     pub header_read: Duration,
     pub write: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Waiting for a request: the idle deadline.
-    Idle,
-    /// A request's first bytes are in, its head is not: the header-read deadline.
-    Head,
-    /// The request is being answered: no read deadline (the write has its own).
-    Answering,
+    /// The least progress that keeps a slot under pressure.
+    pub min_rate: MinRate,
 }
 
 type Deadline = Pin<Box<dyn Sleep>>;
@@ -42,14 +38,18 @@ type Deadline = Pin<Box<dyn Sleep>>;
 /// While draining, how long an idle connection is left before it is closed: closing one the
 /// instant it goes idle races the client's next request on it, which then fails unanswered.
 /// Busy ones end sooner, on the `Connection: close` of their next answer.
-const DRAIN_IDLE_CLOSE: Duration = Duration::from_secs(1);
+const DRAIN_IDLE_CLOSE: Duration = IDLE_GRACE;
 
 /// What a connection shares with its service: which phase a request is in, and whether the
 /// server wants the connection closed once it is idle (a drain).
 pub struct Tracker {
     timeouts: Timeouts,
-    phase: Cell<Phase>,
+    progress: RefCell<Progress>,
     closing: Cell<bool>,
+    /// Chosen to yield its slot: reads and writes fail (an idle one just ends).
+    evicted: Cell<bool>,
+    /// Whom a waiting write wakes.
+    write_waker: RefCell<Option<Waker>>,
     /// The deadline of the read that is waiting, for the current phase.
     read_deadline: RefCell<Option<Deadline>>,
     /// Whom a waiting read wakes; `None` while no read waits. hyper does not read again after
@@ -61,8 +61,10 @@ impl Tracker {
     pub fn new(timeouts: Timeouts) -> Rc<Self> {
         Rc::new(Self {
             timeouts,
-            phase: Cell::new(Phase::Idle),
+            progress: RefCell::new(Progress::new(timer::now())),
             closing: Cell::new(false),
+            evicted: Cell::new(false),
+            write_waker: RefCell::default(),
             read_deadline: RefCell::default(),
             read_waker: RefCell::default(),
         })
@@ -80,7 +82,7 @@ impl Tracker {
 
     /// Ends the connection once it has been idle for [`DRAIN_IDLE_CLOSE`].
     pub fn close_when_idle(&self) {
-        if self.closing.replace(true) || self.phase.get() != Phase::Idle {
+        if self.closing.replace(true) || self.phase() != Phase::Idle {
             return;
         }
         // Re-arms a waiting read with the shorter deadline.
@@ -95,8 +97,39 @@ impl Tracker {
         self.closing.get()
     }
 
+    fn phase(&self) -> Phase {
+        self.progress.borrow().phase()
+    }
+
+    /// Whether this connection would yield its slot to a newcomer now, and how readily.
+    pub fn standing(&self) -> Standing {
+        self.progress
+            .borrow()
+            .standing(timer::now(), self.timeouts.min_rate)
+    }
+
+    /// Ends the connection now: chosen to yield its slot. An idle one ends as if the client
+    /// had closed it; a request in progress fails.
+    pub fn evict(&self) {
+        if self.evicted.replace(true) {
+            return;
+        }
+        for waker in [&self.read_waker, &self.write_waker] {
+            let waker = waker.borrow_mut().take();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+
+    fn moved(&self, bytes: usize) {
+        self.progress
+            .borrow_mut()
+            .moved(bytes as u64, timer::now(), self.timeouts.min_rate.window);
+    }
+
     fn enter(&self, phase: Phase) {
-        if self.phase.replace(phase) == phase {
+        if !self.progress.borrow_mut().enter(phase, timer::now()) {
             return;
         }
         self.read_deadline.borrow_mut().take();
@@ -111,7 +144,7 @@ impl Tracker {
     /// While a read waits: whether its phase's deadline has passed. An idle connection then
     /// ends (zero bytes, which hyper takes as the client's goodbye); a request head fails.
     fn poll_read_deadline(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let phase = self.phase.get();
+        let phase = self.phase();
         let limit = match phase {
             Phase::Idle if self.closing.get() => self.timeouts.idle.min(DRAIN_IDLE_CLOSE),
             Phase::Idle => self.timeouts.idle,
@@ -174,15 +207,30 @@ impl Connection {
     ) -> Poll<io::Result<T>> {
         match polled {
             Poll::Ready(result) => {
-                self.write_deadline = None;
+                if self.write_deadline.take().is_some() {
+                    self.tracker.progress.borrow_mut().write_waiting(false);
+                }
                 Poll::Ready(result)
             }
-            Poll::Pending => match self.poll_write_deadline(cx) {
-                Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-                _ => Poll::Pending,
-            },
+            Poll::Pending => {
+                if self.write_deadline.is_none() {
+                    self.tracker.progress.borrow_mut().write_waiting(true);
+                }
+                *self.tracker.write_waker.borrow_mut() = Some(cx.waker().clone());
+                match self.poll_write_deadline(cx) {
+                    Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+                    _ => Poll::Pending,
+                }
+            }
         }
     }
+}
+
+fn evicted_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "closed for a waiting client: slower than the minimum rate at the connection cap",
+    )
 }
 
 impl Read for Connection {
@@ -193,12 +241,24 @@ impl Read for Connection {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let tracker = &this.tracker;
+        if tracker.evicted.get() {
+            // Idle: the end of the stream, a quiet close; a head in progress fails.
+            return Poll::Ready(match tracker.phase() {
+                Phase::Idle => Ok(()),
+                _ => Err(evicted_error()),
+            });
+        }
         match this.stream.poll_read_into(cx, &mut buf) {
             Poll::Ready(read) => {
                 tracker.read_waker.borrow_mut().take();
-                if matches!(read, Ok(n) if n > 0) && tracker.phase.get() == Phase::Idle {
-                    // A request begins: the idle deadline gives way to the header-read one.
-                    tracker.enter(Phase::Head);
+                if let Ok(n @ 1..) = read {
+                    if tracker.phase() == Phase::Idle {
+                        // A request begins: the idle deadline gives way to the header-read one.
+                        tracker.enter(Phase::Head);
+                    }
+                    if tracker.phase() == Phase::Head {
+                        tracker.moved(n);
+                    }
                 }
                 Poll::Ready(read.map(drop))
             }
@@ -220,7 +280,13 @@ impl Write for Connection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.tracker.evicted.get() {
+            return Poll::Ready(Err(evicted_error()));
+        }
         let polled = self.stream.poll_write_from(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.tracker.moved(n);
+        }
         self.bounded(cx, polled)
     }
 
@@ -229,6 +295,9 @@ impl Write for Connection {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.tracker.evicted.get() {
+            return Poll::Ready(Err(evicted_error()));
+        }
         let polled = self.stream.poll_close(cx);
         self.bounded(cx, polled)
     }

@@ -22,8 +22,8 @@ pub struct Asked {
 }
 
 pub struct Fanout {
-    /// `PEER_SERVICE`, read once; used when `PEERS` is empty.
-    service: Result<Option<PeerService>, String>,
+    /// `PEER_SERVICE`, from the config; used when `PEERS` is empty.
+    service: Option<PeerService>,
     window: Duration,
     last: RefCell<Option<Asked>>,
     /// Requests waiting for the fan-out in flight; `None` while none is.
@@ -31,9 +31,9 @@ pub struct Fanout {
 }
 
 impl Fanout {
-    pub fn new(window: Duration) -> Rc<Self> {
+    pub fn new(service: Option<PeerService>, window: Duration) -> Rc<Self> {
         Rc::new(Self {
-            service: PeerService::from_env(),
+            service,
             window,
             last: RefCell::default(),
             waiting: RefCell::default(),
@@ -83,10 +83,8 @@ impl Fanout {
         if !configured.is_empty() {
             return peers::gather(configured).await;
         }
-        let service = match &self.service {
-            Ok(Some(service)) => service,
-            Ok(None) => return Vec::new(),
-            Err(reason) => return vec![PeerReport::down("PEER_SERVICE", reason.clone())],
+        let Some(service) = &self.service else {
+            return Vec::new();
         };
         let name = format!("{}:{}", service.host, service.port);
         match resolve_all_ipv4(&service.host).await {

@@ -1,20 +1,31 @@
 //! The handler's port on the server: visits go through group commit, `/visits/all` through
 //! the shared fan-out, and `/readyz` says so while the replica drains.
 
-use crate::server::Server;
+use crate::commit::Committer;
+use crate::drain::Drain;
+use crate::fanout::Fanout;
+use crate::registry::Registry;
+use crate::stats::Stats;
 use spin_visits::cluster::PeerReport;
 use spin_visits::host::{Appended, Host};
 use spin_visits::record::RECORD_LEN;
+use std::rc::Rc;
 
-pub struct ServerHost<'a>(pub &'a Server);
+pub struct ServerHost<'a> {
+    pub committer: &'a Rc<Committer>,
+    pub fanout: &'a Rc<Fanout>,
+    pub stats: &'a Stats,
+    pub registry: &'a Registry,
+    pub drain: &'a Drain,
+}
 
 impl Host for ServerHost<'_> {
     async fn append(&self, record: [u8; RECORD_LEN]) -> Appended {
-        self.0.committer.append(record).await
+        self.committer.append(record).await
     }
 
     async fn ask_peers(&self, configured: &[String]) -> Vec<PeerReport> {
-        let asked = self.0.fanout.ask(configured).await;
+        let asked = self.fanout.ask(configured).await;
         let age = asked.at.elapsed();
         asked
             .reports
@@ -24,15 +35,12 @@ impl Host for ServerHost<'_> {
     }
 
     fn unready_reason(&self) -> Option<String> {
-        self.0
+        self.drain
             .draining()
             .then(|| "draining: this replica is shutting down".to_owned())
     }
 
     fn metrics(&self, pod: &str, out: &mut String) {
-        let server = self.0;
-        server
-            .stats
-            .render(out, pod, server.open_connections(), server.working_cap());
+        self.stats.render(out, pod, self.registry);
     }
 }

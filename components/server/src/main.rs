@@ -6,23 +6,34 @@
 //! sockets, while it gives a wasi-http component no directory at all. It must therefore not
 //! link the Spin entry, whose `incoming-handler` export would make runwasi run it as a proxy.
 //!
-//! The modules, from the socket up: `tcp` (a stream over wasi:sockets), `listener`,
-//! `connection` (deadlines), `slots` (the connection cap), `server` (the accept loop, the
-//! drain), `admin`
-//! (`/drain`), `host` (the handler's port, with `stats` for `/metrics`: `commit` for group commit, `fanout` → `peers` →
-//! `lookup` for `/visits/all`), `body` (the answer as a hyper body), `timer`.
+//! The rooms, from the socket up:
+//! - `tcp` (a stream over wasi:sockets), `listener`, `timer` (one ticker for every deadline);
+//! - `connection` (deadlines, and the bytes each phase moves: `progress`);
+//! - `http1` (the one hyper setup of both ports);
+//! - `accept` (the accept loop and its cap), `registry` (the connections holding a slot, who
+//!   yields one at the cap);
+//! - `adapter` (hyper's request to the handler and back, `body` for the answer, `in_flight`);
+//! - `server` (the parts wired once), `host` (the handler's port: `commit` for group commit,
+//!   `fanout` → `peers` → `lookup` for `/visits/all`, `stats` for `/metrics`);
+//! - `drain` and `admin` (`/drain`, then exit).
 
+mod accept;
+mod adapter;
 mod admin;
 mod body;
 mod commit;
 mod connection;
+mod drain;
 mod fanout;
 mod host;
+mod http1;
+mod in_flight;
 mod listener;
 mod lookup;
 mod peers;
+mod progress;
+mod registry;
 mod server;
-mod slots;
 mod stats;
 mod tcp;
 mod timer;
@@ -42,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     let admin = Listener::bind(admin_addr, 16)
         .await
         .with_context(|| format!("cannot listen on ADMIN_ADDR={admin_addr}"))?;
-    let server = Server::new(config);
+    let server = Server::new(&config);
     // Opens (and holds) the log before any connection can take the descriptors; a volume
     // that is not writable yet is reported and retried by the first visit or probe.
     if let Err(err) = server.app.log.check_writable() {
@@ -55,10 +66,10 @@ async fn main() -> anyhow::Result<()> {
         server.app.config.data_dir.display(),
         listener.local_addr()?,
         server.app.log.fsync().name(),
-        server.working_cap(),
+        server.registry.cap(),
         admin.local_addr()?,
     );
     wstd::runtime::spawn(admin::run(server.clone(), admin)).detach();
-    server.run(listener).await;
+    accept::run(server, listener).await;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! connections against the cap, failed accepts, and group commits (batch sizes and how long
 //! each write and sync took), in Prometheus' naming conventions.
 
+use crate::registry::Registry;
 use spin_visits::metrics::{sample, Histogram};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -56,7 +57,8 @@ impl Stats {
             .observe(took.as_secs_f64());
     }
 
-    pub fn render(&self, out: &mut String, pod: &str, open: usize, cap: usize) {
+    pub fn render(&self, out: &mut String, pod: &str, registry: &Registry) {
+        let (open, cap) = (registry.open(), registry.cap());
         let pod_label = format!("pod=\"{pod}\"");
         let requests: Vec<(String, u64)> = self
             .requests
@@ -94,6 +96,18 @@ impl Stats {
             &[(&pod_label, open as u64)],
         );
         sample(out, "visits_max_connections", "gauge", "Connections served at most now: MAX_CONNECTIONS, lowered after running out of descriptors.", &[(&pod_label, cap as u64)]);
+        let shed: Vec<(String, u64)> = registry
+            .shed()
+            .map(|(reason, n)| (format!("{pod_label},reason=\"{}\"", reason.label()), n))
+            .collect();
+        let shed: Vec<(&str, u64)> = shed.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+        sample(
+            out,
+            "visits_connections_shed_total",
+            "counter",
+            "Connections closed at the cap for a waiting client: idle, or sending their request head (slow_head) or taking their answer (slow_reader) under the minimum rate.",
+            &shed,
+        );
         sample(
             out,
             "visits_accept_failures_total",

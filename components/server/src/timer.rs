@@ -85,9 +85,9 @@ struct Ticker {
     now: Cell<Option<Instant>>,
 }
 
-/// The time, to a tick: read from the ticker while it runs (a connection arms and checks a
+/// The time, to a tick (also the connections' progress clock): read from the ticker while it runs (a connection arms and checks a
 /// deadline on every request, and each clock read is a host call), else from the host.
-fn now() -> Instant {
+pub fn now() -> Instant {
     TICKER
         .with(|ticker| ticker.now.get())
         .unwrap_or_else(Instant::now)

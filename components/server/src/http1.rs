@@ -1,0 +1,44 @@
+//! The one connection setup of both ports (service and admin): hyper's HTTP/1.1 server over
+//! a [`Connection`], which enforces its deadlines itself, so hyper's own header-read timer is
+//! off.
+
+use crate::connection::Connection;
+use crate::timer::WstdTimer;
+use hyper::body::{Body, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::HttpService;
+use std::error::Error;
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+/// Serves `connection` until it ends; an error other than a client hanging up mid-request
+/// is logged. Says whether the connection ended cleanly.
+pub async fn serve<S, B>(connection: Connection, service: S) -> bool
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    B: Body + 'static,
+    B::Error: Into<BoxError>,
+{
+    let served = http1::Builder::new()
+        .timer(WstdTimer)
+        .header_read_timeout(None)
+        .serve_connection(connection, service)
+        .await;
+    match served {
+        Ok(()) => true,
+        // Clients that hang up mid-request are routine, and connections closed for a waiting
+        // client are counted in /metrics; anything else is worth a line.
+        Err(err) if err.is_incomplete_message() || evicted(&err) => false,
+        Err(err) => {
+            eprintln!("spin-visits-server: connection error: {err}");
+            false
+        }
+    }
+}
+
+fn evicted(err: &hyper::Error) -> bool {
+    err.source()
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .is_some_and(|err| err.kind() == std::io::ErrorKind::ConnectionAborted)
+}

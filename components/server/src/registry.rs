@@ -1,0 +1,166 @@
+//! The connection registry: every connection holding a slot, counted here and nowhere else,
+//! against the cap. At the cap a newcomer does not simply wait: the connection making the
+//! least progress yields its slot ([`crate::progress`]), and a connection whose last answer
+//! said `Connection: close` gives its slot back as that answer ends, not when the client
+//! gets round to closing.
+//!
+//! The cap can be lowered while connections are open (the process ran out of descriptors):
+//! those already open are served to their end, and no new one is taken until the count is
+//! under the new cap.
+
+use crate::connection::Tracker;
+use crate::progress::{Reason, Standing};
+use std::cell::{Cell, RefCell};
+use std::future::{poll_fn, Future};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+pub struct Registry {
+    max: usize,
+    cap: Cell<usize>,
+    /// The connections holding a slot.
+    open: RefCell<Vec<Rc<Tracker>>>,
+    /// A newcomer is accepted and waits for a slot: answers close their connections.
+    newcomer_waiting: Cell<bool>,
+    /// The accept loop, waiting for a slot.
+    waiter: RefCell<Option<Waker>>,
+    /// Connections closed for a newcomer, by reason (in `Reason::ALL` order).
+    shed: [Cell<u64>; 3],
+}
+
+/// One connection's slot, given back when released or dropped.
+pub struct Registration {
+    registry: Rc<Registry>,
+    tracker: Rc<Tracker>,
+}
+
+impl Registration {
+    /// Gives the slot back now (the connection's last answer is done); again is a no-op.
+    pub fn release(&self) {
+        self.registry.release(&self.tracker);
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl Registry {
+    pub fn new(max: usize) -> Rc<Self> {
+        Rc::new(Self {
+            max,
+            cap: Cell::new(max),
+            open: RefCell::default(),
+            newcomer_waiting: Cell::new(false),
+            waiter: RefCell::default(),
+            shed: Default::default(),
+        })
+    }
+
+    /// Connections holding a slot.
+    pub fn open(&self) -> usize {
+        self.open.borrow().len()
+    }
+
+    /// The connections taken at most now.
+    pub fn cap(&self) -> usize {
+        self.cap.get()
+    }
+
+    fn has_room(&self) -> bool {
+        self.open() < self.cap.get()
+    }
+
+    /// Whether an answer should end its connection so that a slot turns over: every slot is
+    /// taken, or a newcomer waits for one.
+    pub fn pressed(&self) -> bool {
+        !self.has_room() || self.newcomer_waiting.get()
+    }
+
+    pub fn shed(&self) -> impl Iterator<Item = (Reason, u64)> + '_ {
+        Reason::ALL.into_iter().zip(self.shed.iter().map(Cell::get))
+    }
+
+    /// Every connection holding a slot, for a drain.
+    pub fn each(&self, mut f: impl FnMut(&Tracker)) {
+        for tracker in self.open.borrow().iter() {
+            f(tracker);
+        }
+    }
+
+    /// A slot for the connection `tracker` belongs to, once one is free: the connection
+    /// making the least progress yields one if it may; otherwise this waits until one is
+    /// given back (or `recheck` passes, as a connection may have become idle since).
+    pub async fn admit(
+        self: &Rc<Self>,
+        tracker: Rc<Tracker>,
+        recheck: std::time::Duration,
+    ) -> Registration {
+        while !self.has_room() && !self.shed_one() {
+            self.newcomer_waiting.set(true);
+            let mut tick = std::pin::pin!(wstd::task::sleep(recheck.into()));
+            poll_fn(|cx| {
+                if self.has_room() || tick.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+                *self.waiter.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            })
+            .await;
+        }
+        self.newcomer_waiting.set(false);
+        self.open.borrow_mut().push(tracker.clone());
+        Registration {
+            registry: self.clone(),
+            tracker,
+        }
+    }
+
+    /// Closes the connection that yields most readily, if any may, and frees its slot now.
+    fn shed_one(&self) -> bool {
+        let victim = {
+            let open = self.open.borrow();
+            open.iter()
+                .map(|tracker| (tracker.standing(), tracker))
+                .filter(|(standing, _)| *standing != Standing::Keeps)
+                .min_by_key(|(standing, _)| *standing)
+                .map(|(standing, tracker)| (standing, tracker.clone()))
+        };
+        let Some((Standing::Yields(reason, ..), victim)) = victim else {
+            return false;
+        };
+        let counter = &self.shed[reason as usize];
+        counter.set(counter.get() + 1);
+        self.release(&victim);
+        victim.evict();
+        true
+    }
+
+    fn release(&self, tracker: &Rc<Tracker>) {
+        let mut open = self.open.borrow_mut();
+        let Some(at) = open.iter().position(|held| Rc::ptr_eq(held, tracker)) else {
+            return;
+        };
+        open.swap_remove(at);
+        drop(open);
+        if self.has_room() {
+            if let Some(waker) = self.waiter.borrow_mut().take() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Out of descriptors: keep `reserve` of the open connections' for the log, the peer
+    /// requests and reads of the log.
+    pub fn lower_to_fit(&self, reserve: usize) {
+        self.cap
+            .set(self.open().saturating_sub(reserve).clamp(1, self.max));
+    }
+
+    /// Tries one more slot, up to the configured maximum.
+    pub fn raise(&self) {
+        self.cap.set((self.cap.get() + 1).min(self.max));
+    }
+}
