@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
+need_test_tools
 # runwasi's wasmtime shim (the 0.6.0 release; runwasi-main/ beside it), for the node-runtime
 # rows (bench/node.py), as .ci/run does.
 if [ -d ../shared/bin ]; then
@@ -15,11 +16,8 @@ if [ -d ../shared/bin ]; then
   export PATH
 fi
 need_apt wrk buildah containerd
-if [ "$(cat "$TOOLS_DIR/.bench-installed" 2>/dev/null)" != "flask==3.1.2 waitress==3.0.2" ]; then
-  say "installing Flask and waitress for the seed-style baseline"
-  "$TOOLS_DIR/bin/pip" install --quiet --disable-pip-version-check flask==3.1.2 waitress==3.0.2 >&2
-  echo "flask==3.1.2 waitress==3.0.2" > "$TOOLS_DIR/.bench-installed"
-fi
+# Flask and waitress run the seed-style baseline.
+pip_set bench flask==3.1.2 waitress==3.0.2
 build_components
 say "building the native baseline"
 cargo build --profile bench-native -p spin-visits-native >&2
