@@ -257,9 +257,10 @@ async fn cluster_view(
 fn log_error(err: &LogError, pod: &str) -> Response<Body> {
     let status = match err {
         LogError::Full(_) => StatusCode::INSUFFICIENT_STORAGE,
-        LogError::MissingDirectory(_) | LogError::ReadOnly(_) | LogError::OutOfDescriptors(_) => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        LogError::MissingDirectory(_)
+        | LogError::ReadOnly(_)
+        | LogError::PermissionDenied(_)
+        | LogError::OutOfDescriptors(_) => StatusCode::SERVICE_UNAVAILABLE,
         LogError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     };
     text(status, format!("{err}\n"), pod)

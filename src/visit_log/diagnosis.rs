@@ -110,6 +110,12 @@ impl VisitLog {
                     LogError::OutOfDescriptors(self.dir.clone()),
                 ))
             }
+            Err(err) if is_access_denied(&err) => {
+                return Err((
+                    ProbeStep::Create,
+                    LogError::PermissionDenied(self.dir.clone()),
+                ))
+            }
             Err(_) => return Err((ProbeStep::Create, LogError::ReadOnly(self.dir.clone()))),
         };
         let filled = file
@@ -190,6 +196,16 @@ fn is_out_of_descriptors(err: &io::Error) -> bool {
         (24, 23)
     };
     matches!(err.raw_os_error(), Some(code) if code == emfile || code == enfile)
+}
+
+/// EACCES: the directory's owner and mode refuse this user (WASI's `access`; on Linux 13,
+/// through WASI 2). A read-only mount is EROFS (`read-only`), and a host that grants the
+/// directory without write permission, as Spin does for `files`, says EPERM
+/// (`not-permitted`); both are taken as read-only. `ErrorKind` alone cannot tell EACCES from
+/// EPERM.
+fn is_access_denied(err: &io::Error) -> bool {
+    let eacces = if cfg!(target_os = "wasi") { 2 } else { 13 };
+    err.raw_os_error() == Some(eacces)
 }
 
 fn is_out_of_space(err: &io::Error) -> bool {

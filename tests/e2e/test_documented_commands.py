@@ -14,7 +14,8 @@ DOC = ROOT / "docs" / "configuration.md"
 
 def documented_commands():
     block = re.search(r"```sh\n(.*?)```", DOC.read_text(), re.S).group(1)
-    return [shlex.split(line) for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+    lines = block.replace("\\\n", " ").splitlines()
+    return [shlex.split(line.split(" #")[0]) for line in lines if line.strip()]
 
 
 def answers(url):
