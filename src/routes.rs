@@ -3,7 +3,7 @@
 //! peers' answers) it asks of the entry point's [`Host`]; each entry point only converts
 //! types and pumps the body.
 
-pub use crate::body::{Body, RequestBody};
+use crate::body::{Body, RequestBody};
 use crate::cluster;
 use crate::config::Config;
 use crate::host::{Appended, Host};
