@@ -4,7 +4,8 @@
 # bench/load.py: wasmtime run, runwasi's release shim (wasmtime 27) and main's (36), native, and
 # section 9 as deployed: the manifest's limits as a cgroup and fd 1024:1024).
 # Arguments go to bench/run.py (e.g. --seconds 5 --runs 1 for a quick look; `--only load
-# --sections 89 --write` reruns load sections 8 and 9 alone into BENCHMARKS.md).
+# --sections 89` runs load sections 8 and 9 alone and prints them). BENCHMARKS.md is only ever
+# one whole run; the analysis of its figures is bench/notes.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
