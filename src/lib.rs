@@ -7,6 +7,7 @@
 //! - [`listing`], [`page`], [`metrics`], [`cluster`]: what `/visits`, `/`, `/metrics` and
 //!   `/visits/all` answer, as text;
 //! - [`config`], [`server_config`]: settings from the WASI environment;
+//! - [`presence`]: whether another server writes the same data directory;
 //! - [`routes`]: the one async HTTP handler, `http::Request` in, `http::Response` out;
 //! - [`host`]: the port through which the handler waits for what only the entry point can do
 //!   (append a visit, ask the peers). The two entry crates, `components/spin` and
@@ -19,6 +20,7 @@ pub mod host;
 pub mod listing;
 pub mod metrics;
 pub mod page;
+pub mod presence;
 mod query;
 pub mod record;
 pub mod routes;

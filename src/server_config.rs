@@ -81,7 +81,7 @@ pub const DEFAULT_MIN_RATE_WINDOW_SECONDS: u64 = 5;
 
 impl ServerConfig {
     pub fn from_env() -> Result<Self, String> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(crate::config::env_var)
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
