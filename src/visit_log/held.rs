@@ -4,10 +4,13 @@
 //! several `stat`s and a close; and a visit never needs a descriptor of its own, so a replica
 //! whose connections hold every descriptor the pod has still records visits.
 //!
-//! Before each batch the path is checked against the held file (size and modification time
-//! as of the last write): a `visits.txt` deleted or replaced since is opened afresh. A
-//! replacement made between that check and the write is not seen: that batch lands in the
-//! old file.
+//! Before each batch the path is checked against the held file (its size as of the last
+//! write, and the modification time the previous check saw): a `visits.txt` deleted or
+//! replaced since is opened afresh. A replacement made between that check and the write is
+//! not seen: that batch lands in the old file; nor is one of exactly the log's size made
+//! between a write and the next check (the time is learnt from the check, not from an
+//! `fstat` after every write: two host calls per batch, each a hop to a thread under
+//! runwasi's shim).
 
 use super::append::ends_mid_line;
 use super::{file_len, Fsync, LogError, VisitLog};
@@ -40,9 +43,11 @@ struct State {
 #[derive(Debug)]
 struct Held {
     file: File,
-    /// The file's size and modification time after the last write through it.
+    /// The file's size after the last write through it.
     size: u64,
-    modified: Option<SystemTime>,
+    /// Its modification time as last seen; `None` once written through, until the next
+    /// check learns it from the path.
+    modified: Option<Option<SystemTime>>,
     /// The file ended part-way through a line when opened (a crash's fragment).
     torn: bool,
 }
@@ -99,13 +104,13 @@ impl VisitLog {
         }
         let end = size_before + lines.len() as u64;
         held.size = end;
-        held.modified = held.file.metadata().ok().and_then(|m| m.modified().ok());
+        held.modified = None;
         Ok(end / RECORD_LEN as u64 + 1 - records.len() as u64)
     }
 
     /// The held file if the path still names it, else the file there now, opened and held.
     fn current<'a>(&self, slot: &'a mut Option<Held>) -> Result<&'a mut Held, LogError> {
-        if slot.as_ref().is_some_and(|held| !self.still_at_path(held)) {
+        if slot.as_mut().is_some_and(|held| !self.still_at_path(held)) {
             *slot = None;
         }
         if slot.is_none() {
@@ -115,10 +120,17 @@ impl VisitLog {
     }
 
     /// Whether `visits.txt` is still the held file, as far as size and modification time
-    /// tell.
-    fn still_at_path(&self, held: &Held) -> bool {
-        fs::metadata(self.path())
-            .is_ok_and(|meta| meta.len() == held.size && meta.modified().ok() == held.modified)
+    /// tell (a time not known since the last write is learnt here).
+    fn still_at_path(&self, held: &mut Held) -> bool {
+        let Ok(meta) = fs::metadata(self.path()) else {
+            return false;
+        };
+        let modified = meta.modified().ok();
+        let same = meta.len() == held.size && held.modified.is_none_or(|seen| seen == modified);
+        if same {
+            held.modified = Some(modified);
+        }
+        same
     }
 
     fn open_held(&self) -> Result<Held, LogError> {
@@ -126,11 +138,10 @@ impl VisitLog {
         let mut file = self.open_for_append()?;
         let size = file_len(&mut file, &path)?;
         let torn = ends_mid_line(&mut file, size, &path)?;
-        let modified = file.metadata().ok().and_then(|m| m.modified().ok());
         Ok(Held {
             file,
             size,
-            modified,
+            modified: None,
             torn,
         })
     }
