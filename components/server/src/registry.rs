@@ -73,10 +73,11 @@ impl Registry {
         self.open() < self.cap.get()
     }
 
-    /// Whether an answer should end its connection so that a slot turns over: every slot is
-    /// taken, or a newcomer waits for one.
+    /// Whether an answer should end its connection so that a slot turns over: a newcomer
+    /// waits for one, no connection having yielded. At the cap with idle connections, the
+    /// busy ones keep theirs: an idle one yields to the next newcomer instead.
     pub fn pressed(&self) -> bool {
-        !self.has_room() || self.newcomer_waiting.get()
+        self.newcomer_waiting.get()
     }
 
     pub fn shed(&self) -> impl Iterator<Item = (Reason, u64)> + '_ {
