@@ -10,16 +10,30 @@
 
 use crate::connection::Tracker;
 use crate::progress::{Reason, Standing};
+use crate::timer;
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// After a look through the open connections found none to yield, how long before the next
+/// look: connections become idle or slow on a scale of seconds, and each look visits every
+/// one of up to `MAX_CONNECTIONS` (a newcomer arriving at a full registry with every client
+/// busy would otherwise pay for one).
+const LOOK_AGAIN_AFTER: Duration = Duration::from_millis(100);
 
 pub struct Registry {
     max: usize,
     cap: Cell<usize>,
-    /// The connections holding a slot.
-    open: RefCell<Vec<Rc<Tracker>>>,
+    /// The connections holding a slot, at the index their registration holds; `None` where
+    /// one was given back (and listed in `free`).
+    slots: RefCell<Vec<Option<Rc<Tracker>>>>,
+    free: RefCell<Vec<usize>>,
+    /// How many connections hold a slot: the one count of open connections.
+    open: Cell<usize>,
+    /// No connection could yield at the last look; none is taken before this.
+    next_look: Cell<Option<Instant>>,
     /// A newcomer is accepted and waits for a slot: answers close their connections.
     newcomer_waiting: Cell<bool>,
     /// The accept loop, waiting for a slot.
@@ -31,13 +45,13 @@ pub struct Registry {
 /// One connection's slot, given back when released or dropped.
 pub struct Registration {
     registry: Rc<Registry>,
-    tracker: Rc<Tracker>,
+    index: usize,
 }
 
 impl Registration {
     /// Gives the slot back now (the connection's last answer is done); again is a no-op.
     pub fn release(&self) {
-        self.registry.release(&self.tracker);
+        self.registry.release(self.index);
     }
 }
 
@@ -52,7 +66,10 @@ impl Registry {
         Rc::new(Self {
             max,
             cap: Cell::new(max),
-            open: RefCell::default(),
+            slots: RefCell::default(),
+            free: RefCell::default(),
+            open: Cell::new(0),
+            next_look: Cell::new(None),
             newcomer_waiting: Cell::new(false),
             waiter: RefCell::default(),
             shed: Default::default(),
@@ -61,7 +78,7 @@ impl Registry {
 
     /// Connections holding a slot.
     pub fn open(&self) -> usize {
-        self.open.borrow().len()
+        self.open.get()
     }
 
     /// The connections taken at most now.
@@ -86,7 +103,7 @@ impl Registry {
 
     /// Every connection holding a slot, for a drain.
     pub fn each(&self, mut f: impl FnMut(&Tracker)) {
-        for tracker in self.open.borrow().iter() {
+        for tracker in self.slots.borrow().iter().flatten() {
             f(tracker);
         }
     }
@@ -101,6 +118,7 @@ impl Registry {
     ) -> Registration {
         while !self.has_room() && !self.shed_one() {
             self.newcomer_waiting.set(true);
+            // Woken by a slot given back, or after `recheck` to look for one to yield.
             let mut tick = std::pin::pin!(wstd::task::sleep(recheck.into()));
             poll_fn(|cx| {
                 if self.has_room() || tick.as_mut().poll(cx).is_ready() {
@@ -112,45 +130,62 @@ impl Registry {
             .await;
         }
         self.newcomer_waiting.set(false);
-        self.open.borrow_mut().push(tracker.clone());
+        let index = match self.free.borrow_mut().pop() {
+            Some(index) => {
+                self.slots.borrow_mut()[index] = Some(tracker);
+                index
+            }
+            None => {
+                let mut slots = self.slots.borrow_mut();
+                slots.push(Some(tracker));
+                slots.len() - 1
+            }
+        };
+        self.open.set(self.open.get() + 1);
         Registration {
             registry: self.clone(),
-            tracker,
+            index,
         }
     }
 
     /// Closes the connection that yields most readily, if any may, and frees its slot now.
     fn shed_one(&self) -> bool {
-        let victim = {
-            let open = self.open.borrow();
-            open.iter()
-                .map(|tracker| (tracker.standing(), tracker))
-                .filter(|(standing, _)| *standing != Standing::Keeps)
-                .min_by_key(|(standing, _)| *standing)
-                .map(|(standing, tracker)| (standing, tracker.clone()))
-        };
-        let Some((Standing::Yields(reason, ..), victim)) = victim else {
+        let now = timer::now();
+        if self.next_look.get().is_some_and(|at| now < at) {
+            return false;
+        }
+        let victim = self
+            .slots
+            .borrow()
+            .iter()
+            .enumerate()
+            .filter_map(|(index, tracker)| Some((tracker.as_ref()?.standing(), index)))
+            .filter(|(standing, _)| *standing != Standing::Keeps)
+            .min_by_key(|(standing, _)| *standing);
+        let Some((Standing::Yields(reason, ..), index)) = victim else {
+            self.next_look.set(Some(now + LOOK_AGAIN_AFTER));
             return false;
         };
+        self.next_look.set(None);
         let counter = &self.shed[reason as usize];
         counter.set(counter.get() + 1);
-        self.release(&victim);
-        victim.evict();
+        if let Some(victim) = self.release(index) {
+            victim.evict();
+        }
         true
     }
 
-    fn release(&self, tracker: &Rc<Tracker>) {
-        let mut open = self.open.borrow_mut();
-        let Some(at) = open.iter().position(|held| Rc::ptr_eq(held, tracker)) else {
-            return;
-        };
-        open.swap_remove(at);
-        drop(open);
+    /// Gives back slot `index`; the connection that held it, if it still did.
+    fn release(&self, index: usize) -> Option<Rc<Tracker>> {
+        let tracker = self.slots.borrow_mut()[index].take()?;
+        self.free.borrow_mut().push(index);
+        self.open.set(self.open.get() - 1);
         if self.has_room() {
             if let Some(waker) = self.waiter.borrow_mut().take() {
                 waker.wake();
             }
         }
+        Some(tracker)
     }
 
     /// Out of descriptors: keep `reserve` of the open connections' for the log, the peer

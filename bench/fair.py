@@ -1,0 +1,161 @@
+"""Fair at the cap (issue 22), the server component on `wasmtime run` with the StatefulSet's
+bounds (MAX_CONNECTIONS 900, the runtime under `prlimit --nofile=1024:1024`), each figure for
+this build and, with --baseline, another build (main's, say) in the same run:
+
+- idle flood: 4 keep-alive clients on /healthz alone, then behind 1 000 idle connections
+  opened first: the newcomers' first answer and their rate against the rate alone;
+- closed loop: 1 024 and 1 100 wrk connections on /: requests/s, non-2xx, timeouts, p99 and
+  p99 against connections ÷ rate (Little's law: the mean wait if every client waits its turn);
+- slowhttptest: slowloris (-H -c 1000 -r 200 -i 10) and slow read (-X … -z 32 -k 3 on /visits of
+  a 10 MB log): the share of seconds its probe found the service available.
+
+    python3 bench/fair.py [--baseline PATH.wasm] [--seconds 30]
+
+Needs wrk and slowhttptest (Debian packages) and an open-file hard limit above 2 200.
+"""
+
+import argparse
+import csv
+import os
+import resource
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from common import SERVER_WASM, WASMTIME, WrkRun, free_port, wait_for_200
+
+NOFILE = (1024, 1024)
+# The StatefulSet's bounds (k8s/statefulset.yaml); visits unsynced, as the serving sections.
+ENV = {"MAX_CONNECTIONS": "900", "LISTEN_BACKLOG": "1024", "IDLE_TIMEOUT_SECONDS": "60",
+       "HEADER_READ_TIMEOUT_SECONDS": "10", "WRITE_TIMEOUT_SECONDS": "30", "APPEND_FSYNC": "no"}
+RECORD = b"2023-11-18 17:54:26.913511+03:00\n"
+
+
+class Server:
+    def __init__(self, wasm, data_dir):
+        self.addr = f"127.0.0.1:{free_port()}"
+        envs = [arg for key, value in {**ENV, "LISTEN_ADDR": self.addr, "ADMIN_ADDR": "127.0.0.1:0",
+                                       "POD_NAME": "bench-0"}.items() for arg in ("--env", f"{key}={value}")]
+        self.process = subprocess.Popen(
+            ["prlimit", f"--nofile={NOFILE[0]}:{NOFILE[1]}", "--", WASMTIME, "run", "-S", "inherit-network=y",
+             "-S", "tcp=y", "-S", "cli=y", "--dir", f"{data_dir}::/data", *envs, str(wasm)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_200(f"http://{self.addr}/healthz")
+
+    def url(self, path):
+        return f"http://{self.addr}{path}"
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()
+
+
+def first_answer(addr, timeout=30.0):
+    """Seconds from connecting to the first answer of /healthz, or None."""
+    host, port = addr.split(":")
+    started = time.perf_counter()
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n")
+        try:
+            return (time.perf_counter() - started) if sock.recv(64) else None
+        except OSError:
+            return None
+
+
+def idle_flood(wasm, seconds):
+    with tempfile.TemporaryDirectory() as data_dir:
+        server = Server(wasm, data_dir)
+        try:
+            alone = WrkRun(server.url("/healthz"), 4, seconds)
+        finally:
+            server.stop()
+    with tempfile.TemporaryDirectory() as data_dir:
+        server = Server(wasm, data_dir)
+        host, port = server.addr.split(":")
+        idle = [socket.create_connection((host, int(port)), timeout=10) for _ in range(1000)]
+        try:
+            first = first_answer(server.addr, timeout=20)
+            behind = WrkRun(server.url("/healthz"), 4, seconds)
+        finally:
+            for sock in idle:
+                sock.close()
+            server.stop()
+    return {"alone": alone.rps, "first": first, "behind": behind.rps, "ratio": behind.rps / alone.rps}
+
+
+def closed_loop(wasm, connections, seconds):
+    with tempfile.TemporaryDirectory() as data_dir:
+        server = Server(wasm, data_dir)
+        try:
+            run = WrkRun(server.url("/"), connections, seconds)
+        finally:
+            server.stop()
+    timeouts = 0
+    import re
+    found = re.search(r"timeout (\d+)", run.out)
+    if found:
+        timeouts = int(found.group(1))
+    fair_ms = connections / run.rps * 1000
+    return {"rps": run.rps, "non_2xx": run.non_2xx, "socket_errors": run.socket_errors, "timeouts": timeouts,
+            "p99": run.p99, "fair_ms": fair_ms, "ratio": run.p99 / fair_ms}
+
+
+def slowhttptest(wasm, kind, seconds, out_dir):
+    with tempfile.TemporaryDirectory() as data_dir:
+        if kind == "slow read":
+            Path(data_dir, "visits.txt").write_bytes(RECORD * (10_000_000 // len(RECORD)))
+        server = Server(wasm, data_dir)
+        prefix = Path(out_dir) / f"{Path(wasm).stem}-{kind.replace(' ', '-')}"
+        common = ["-c", "1000", "-r", "200", "-l", str(seconds), "-g", "-o", str(prefix), "-p", "3"]
+        args = (["-H", "-i", "10", "-u", server.url("/healthz")] if kind == "slowloris" else
+                ["-X", "-w", "512", "-y", "1024", "-n", "5", "-z", "32", "-k", "3", "-u", server.url("/visits")])
+        try:
+            subprocess.run(["slowhttptest", *args, *common], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=seconds + 60)
+        finally:
+            server.stop()
+    rows = list(csv.DictReader(open(f"{prefix}.csv")))
+    key = next(k for k in rows[0] if "service available" in k.lower())
+    available = sum(1 for row in rows if row[key].strip().upper() not in ("0", "NO"))
+    return {"seconds": len(rows), "available": available, "share": available / len(rows), "csv": f"{prefix}.csv"}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", help="another build of the server component to measure beside this one")
+    parser.add_argument("--seconds", type=int, default=30, help="length of each slowhttptest run")
+    parser.add_argument("--wrk-seconds", type=int, default=6)
+    parser.add_argument("--only", choices=("idle", "closed", "slow"), action="append")
+    args = parser.parse_args()
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 1 000 idle sockets, wrk's 1 100
+    builds = [("this build", SERVER_WASM)] + ([("baseline", Path(args.baseline))] if args.baseline else [])
+    only = set(args.only or ("idle", "closed", "slow"))
+    out_dir = tempfile.mkdtemp(prefix="fair-")
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    for name, wasm in builds:
+        if "idle" in only:
+            r = idle_flood(wasm, args.wrk_seconds)
+            first = f"{r['first']:.2f} s" if r["first"] is not None else "none in 20 s"
+            print(f"| {name} | idle flood | 4 clients alone {r['alone']:,.0f}/s; behind 1 000 idle: first answer "
+                  f"{first}, {r['behind']:,.0f}/s ({r['ratio']:.2f}x) |", flush=True)
+        if "closed" in only:
+            for connections in (1024, 1100):
+                r = closed_loop(wasm, connections, args.wrk_seconds)
+                print(f"| {name} | closed loop {connections} on / | {r['rps']:,.0f}/s, {r['non_2xx']} non-2xx, "
+                      f"{r['socket_errors']} socket errors ({r['timeouts']} timeouts), p99 {r['p99']:.0f} ms, "
+                      f"connections ÷ rate {r['fair_ms']:.1f} ms, p99 {r['ratio']:.1f}x that |", flush=True)
+        if "slow" in only:
+            for kind in ("slowloris", "slow read"):
+                r = slowhttptest(wasm, kind, args.seconds, out_dir)
+                print(f"| {name} | slowhttptest {kind} | available {r['available']} of {r['seconds']} s "
+                      f"({r['share']:.0%}); CSV {r['csv']} |", flush=True)
+    print(f"load average after: {os.getloadavg()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
