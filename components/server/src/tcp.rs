@@ -221,6 +221,9 @@ impl Drop for TcpStream {
         }
         io.read_wait = None;
         io.write_wait = None;
+        // Ends the connection now (a FIN, and the host's pending write fails), so the client
+        // sees it closed and the descriptor is given back without waiting for it to read.
+        let _ = io.socket.shutdown(ShutdownType::Both);
         wstd::runtime::spawn(async move {
             io.writable.wait_for().await;
             drop(io);
