@@ -10,10 +10,9 @@
 //! old file.
 
 use super::append::ends_mid_line;
-use super::{file_len, Fsync, LogError, VisitLog};
+use super::{file_len, LogError, VisitLog};
 use crate::record::RECORD_LEN;
 use std::fs::{self, File};
-use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -66,37 +65,17 @@ impl VisitLog {
         slot: &mut Option<Held>,
         records: &[[u8; RECORD_LEN]],
     ) -> Result<u64, LogError> {
-        let path = self.path();
         let held = self.current(slot)?;
         let size_before = held.size;
-        let mut lines = Vec::with_capacity(records.len() * RECORD_LEN + 1);
-        if std::mem::take(&mut held.torn) {
-            lines.push(b'\n');
-        }
-        lines.extend(records.iter().flatten());
-        // One write call: a partial write is cut back whole (see `append_batch`).
-        match held.file.write(&lines) {
-            Ok(written) if written == lines.len() => {}
-            failed => {
-                self.cut_partial_write(&mut held.file, size_before, &lines);
+        let torn = std::mem::take(&mut held.torn);
+        let lines = match self.write_batch(&mut held.file, size_before, torn, records) {
+            Ok(lines) => lines,
+            Err(err) => {
                 // Opened afresh next time, which finds out what the file holds now.
                 *slot = None;
-                return Err(match failed {
-                    Err(err) => self.diagnose_write_failure("append to", err),
-                    Ok(_) => LogError::Full(self.dir.clone()),
-                });
+                return Err(err);
             }
-        }
-        if self.fsync == Fsync::Always {
-            held.file.sync_data().map_err(|source| LogError::Io {
-                action: "sync",
-                path: path.clone(),
-                source,
-            })?;
-            if size_before == 0 {
-                self.sync_directory()?;
-            }
-        }
+        };
         let end = size_before + lines.len() as u64;
         held.size = end;
         held.modified = held.file.metadata().ok().and_then(|m| m.modified().ok());
@@ -153,6 +132,7 @@ impl VisitLog {
 mod tests {
     use super::super::test_support::{all, record};
     use super::*;
+    use crate::visit_log::Fsync;
 
     fn sole_writer(dir: &std::path::Path) -> VisitLog {
         VisitLog::with_fsync(dir, Fsync::No).sole_writer()

@@ -22,6 +22,7 @@ pub const LOG_FILE_NAME: &str = "visits.txt";
 const CHUNK_LEN: usize = 64 * 1024;
 
 mod append;
+mod batch;
 mod diagnosis;
 mod error;
 mod held;
