@@ -35,7 +35,9 @@ impl VisitLog {
         // component's rate (bench/notes.md): both take the first copy, so both show its count.
         let landed_at = locate_write(&mut file, size_before, &lines, &path)?;
         let end = landed_at + lines.len() as u64;
-        Ok(end / RECORD_LEN as u64 + 1 - records.len() as u64)
+        // Visits in sealed segments (a server component seals; this writer never does).
+        let base = self.layout()?.base();
+        Ok(base + end / RECORD_LEN as u64 + 1 - records.len() as u64)
     }
 
     /// The log, opened (created if need be) for appending and reading back what was written.

@@ -10,11 +10,12 @@
 //! old file.
 
 use super::append::ends_mid_line;
+use super::seal::Sealing;
 use super::{file_len, LogError, VisitLog};
 use crate::record::RECORD_LEN;
 use std::fs::{self, File};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 /// Shared by the clones of a sole writer's [`VisitLog`].
 #[derive(Debug, Default, Clone)]
@@ -22,7 +23,7 @@ pub(super) struct HeldFile(Arc<Mutex<State>>);
 
 impl HeldFile {
     /// The state; a panic while it was held (none is expected) leaves it usable.
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -30,20 +31,25 @@ impl HeldFile {
 }
 
 #[derive(Debug, Default)]
-struct State {
-    held: Option<Held>,
+pub(super) struct State {
+    pub(super) held: Option<Held>,
     /// The last append failed: readiness probes the volume until one succeeds.
     failing: bool,
+    /// A seal in progress (`seal.rs`), and when to try again after one failed.
+    pub(super) sealing: Option<Sealing>,
+    pub(super) retry_at: Option<Instant>,
 }
 
 #[derive(Debug)]
-struct Held {
+pub(super) struct Held {
     file: File,
     /// The file's size and modification time after the last write through it.
-    size: u64,
+    pub(super) size: u64,
     modified: Option<SystemTime>,
     /// The file ended part-way through a line when opened (a crash's fragment).
-    torn: bool,
+    pub(super) torn: bool,
+    /// Visits in the sealed segments before it, as of opening (a seal reopens it).
+    base: u64,
 }
 
 impl VisitLog {
@@ -79,7 +85,7 @@ impl VisitLog {
         let end = size_before + lines.len() as u64;
         held.size = end;
         held.modified = held.file.metadata().ok().and_then(|m| m.modified().ok());
-        Ok(end / RECORD_LEN as u64 + 1 - records.len() as u64)
+        Ok(held.base + end / RECORD_LEN as u64 + 1 - records.len() as u64)
     }
 
     /// The held file if the path still names it, else the file there now, opened and held.
@@ -106,11 +112,13 @@ impl VisitLog {
         let size = file_len(&mut file, &path)?;
         let torn = ends_mid_line(&mut file, size, &path)?;
         let modified = file.metadata().ok().and_then(|m| m.modified().ok());
+        let base = self.layout()?.base();
         Ok(Held {
             file,
             size,
             modified,
             torn,
+            base,
         })
     }
 
