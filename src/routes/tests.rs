@@ -95,7 +95,7 @@ fn visits_lists_text_json_and_tail() {
         call(&app, Method::GET, "/visits?tail=1", None).2,
         format!("{line}\n")
     );
-    let json = format!(r#"{{"pod":"visits-0","count":3,"visits":["{line}","{line}"]}}"#);
+    let json = format!(r#"{{"pod":"visits-0","count":3,"first":2,"visits":["{line}","{line}"]}}"#);
     assert_eq!(
         call(&app, Method::GET, "/visits?tail=2&format=json", None).2,
         json
@@ -108,7 +108,7 @@ fn visits_lists_text_json_and_tail() {
     );
     assert_eq!(headers[CONTENT_TYPE], "application/json");
     assert_eq!(body, json);
-    let empty = r#"{"pod":"visits-0","count":3,"visits":[]}"#;
+    let empty = r#"{"pod":"visits-0","count":3,"first":4,"visits":[]}"#;
     assert_eq!(
         call(&app, Method::GET, "/visits?tail=0&format=json", None).2,
         empty

@@ -3,6 +3,7 @@
 //! each write and sync took), in Prometheus' naming conventions.
 
 use spin_visits::metrics::{sample, Histogram};
+use spin_visits::visit_log::Sealed;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,6 +23,7 @@ pub struct Stats {
     accept_failures: Cell<u64>,
     batch_sizes: RefCell<Option<Histogram>>,
     commit_durations: RefCell<Option<Histogram>>,
+    segments_sealed: Cell<u64>,
 }
 
 impl Stats {
@@ -38,6 +40,10 @@ impl Stats {
             .entry(route)
             .or_insert_with(|| Histogram::new(DURATION_BOUNDS))
             .observe(took.as_secs_f64());
+    }
+
+    pub fn sealed(&self, _segment: &Sealed) {
+        self.segments_sealed.set(self.segments_sealed.get() + 1);
     }
 
     pub fn accept_failed(&self) {
@@ -117,6 +123,13 @@ impl Stats {
         if let Some(histogram) = self.commit_durations.borrow().as_ref() {
             histogram.render(out, "visits_commit_duration_seconds", &pod_label);
         }
+        sample(
+            out,
+            "visits_segments_sealed_total",
+            "counter",
+            "Segments this process sealed (SEGMENT_BYTES).",
+            &[(&pod_label, self.segments_sealed.get())],
+        );
     }
 }
 
