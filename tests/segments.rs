@@ -54,6 +54,15 @@ fn zcat_and_cat(dir: &Path) -> String {
     out + &std::fs::read_to_string(dir.join("visits.txt")).unwrap_or_default()
 }
 
+/// Waits until no seal is under way (the last one may still be compressing).
+fn wait_for_seals(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while names(dir).iter().any(|name| name.starts_with(".visits.")) {
+        assert!(Instant::now() < deadline, "a seal never ended");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Visits from `connections` threads until `enough` are acknowledged or the runtime dies;
 /// each acknowledged visit's (count, time).
 fn load(replica: &Replica, connections: usize, enough: usize) -> Vec<(u64, String)> {
@@ -289,5 +298,49 @@ fn an_existing_log_is_taken_over_and_sealed_while_serving() {
     assert_eq!(
         segments(claim.path()),
         ["visits.000000000001-000000005000.txt.gz"]
+    );
+}
+
+/// `RETAIN_BYTES`: the oldest segments go, the directory stays under the limit, the count
+/// stays exact and the listing says where it starts.
+#[test]
+fn retention_lets_old_segments_go_and_keeps_the_count() {
+    let claim = tempfile::tempdir().unwrap();
+    let server = spec(
+        Artefact::Server,
+        claim.path(),
+        &[
+            ("SEGMENT_BYTES", SEGMENT_BYTES),
+            ("RETAIN_BYTES", "40Ki"),
+            ("APPEND_FSYNC", "no"),
+        ],
+    )
+    .start();
+    let acknowledged = load(&server, 8, 4000);
+    wait_for_seals(claim.path());
+    let reply = server.get("/visits");
+    let count: u64 = reply.header("x-visit-count").parse().unwrap();
+    let first: u64 = reply.header("x-visit-first").parse().unwrap();
+    assert_eq!(count, acknowledged.len() as u64, "every 200 is counted");
+    assert!(first > 1, "some visits were let go");
+    let lines: Vec<&str> = reply.body.lines().collect();
+    assert_eq!(lines.len() as u64, count + 1 - first);
+    for (shown, time) in &acknowledged {
+        if *shown >= first {
+            assert_eq!(lines[(*shown - first) as usize], time);
+        }
+    }
+    let disk: u64 = std::fs::read_dir(claim.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap().len().div_ceil(4096) * 4096)
+        .sum();
+    assert!(disk <= 40 << 10, "{disk} bytes on disk");
+    let metrics = server.get("/metrics").body;
+    assert!(
+        metrics.contains(&format!(
+            "visits_let_go_total{{pod=\"visits-0\"}} {}\n",
+            first - 1
+        )),
+        "{metrics}"
     );
 }
