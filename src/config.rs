@@ -67,7 +67,23 @@ impl Config {
             })
         };
         let segment_bytes = size("SEGMENT_BYTES");
-        let retain_bytes = size("RETAIN_BYTES");
+        // A share of the claim ("80%") follows VOLUME_CAPACITY, so a chart sizes it once.
+        let retain_bytes = set("RETAIN_BYTES").map(|value| match value.strip_suffix('%') {
+            Some(percent) => percent
+                .parse::<u64>()
+                .ok()
+                .filter(|percent| (1..=100).contains(percent))
+                .zip(volume_capacity.clone().and_then(Result::ok))
+                .map(|(percent, capacity)| capacity / 100 * percent)
+                .ok_or_else(|| {
+                    format!(
+                        "RETAIN_BYTES={value} is not a share of VOLUME_CAPACITY from 1% to 100% \
+                             (or VOLUME_CAPACITY is unset)"
+                    )
+                }),
+            None => parse_quantity(&value)
+                .ok_or_else(|| format!("RETAIN_BYTES={value} is not a size such as 80Mi or 80%")),
+        });
         let reserve_bytes = size("RESERVE_BYTES");
         let refused = append_fsync
             .clone()
@@ -227,6 +243,18 @@ mod tests {
         assert_eq!((c.segment_bytes, c.reserve_bytes), (0, Some(1 << 20)));
         let (_, refused) = Config::read(lookup_in(&[("RETAIN_BYTES", "lots")]));
         assert!(refused.unwrap().contains("RETAIN_BYTES=lots"));
+        let c = config(&[("RETAIN_BYTES", "80%"), ("VOLUME_CAPACITY", "100Mi")]);
+        assert_eq!(c.retain_bytes, Some(100 * (1 << 20) / 100 * 80));
+        for bad in ["80%", "0%", "101%"] {
+            let (_, refused) = Config::read(lookup_in(&[
+                ("RETAIN_BYTES", bad),
+                ("VOLUME_CAPACITY", if bad == "80%" { "" } else { "1Gi" }),
+            ]));
+            assert!(
+                refused.unwrap().contains("share of VOLUME_CAPACITY"),
+                "{bad}"
+            );
+        }
     }
 
     fn config(vars: &[(&str, &str)]) -> Config {
