@@ -36,7 +36,7 @@ impl VisitLog {
         let landed_at = locate_write(&mut file, size_before, &lines, &path)?;
         let end = landed_at + lines.len() as u64;
         // Visits in sealed segments (a server component seals; this writer never does).
-        let base = self.layout()?.base();
+        let base = self.base()?;
         Ok(base + end / RECORD_LEN as u64 + 1 - records.len() as u64)
     }
 

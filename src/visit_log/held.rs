@@ -112,7 +112,7 @@ impl VisitLog {
         let size = file_len(&mut file, &path)?;
         let torn = ends_mid_line(&mut file, size, &path)?;
         let modified = file.metadata().ok().and_then(|m| m.modified().ok());
-        let base = self.layout()?.base();
+        let base = self.base()?;
         Ok(Held {
             file,
             size,

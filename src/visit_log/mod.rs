@@ -135,7 +135,7 @@ impl VisitLog {
     /// so it does not count unless fragments add up to a whole record's width.
     pub fn count(&self) -> Result<u64, LogError> {
         let size = self.size_bytes()?;
-        Ok(self.layout()?.base() + count_for_size(size))
+        Ok(self.base()? + count_for_size(size))
     }
 
     /// The active segment's (`visits.txt`'s) size on disk; 0 before the first visit.

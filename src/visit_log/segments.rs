@@ -122,6 +122,25 @@ impl VisitLog {
         Ok(layout)
     }
 
+    /// Visits before `visits.txt` (the newest sealed segment's last), from the names alone:
+    /// one `readdir`, no `stat`, for the visit path of a writer that does not hold the log.
+    pub(super) fn base(&self) -> Result<u64, LogError> {
+        let entries = fs::read_dir(&self.dir).map_err(|source| match source.kind() {
+            ErrorKind::NotFound => LogError::MissingDirectory(self.dir.clone()),
+            _ => LogError::Io {
+                action: "list",
+                path: self.dir.clone(),
+                source,
+            },
+        })?;
+        Ok(entries
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str().and_then(Sealed::parse))
+            .map(|(_, last)| last)
+            .max()
+            .unwrap_or(0))
+    }
+
     pub(super) fn sealed_path(&self, sealed: &Sealed) -> PathBuf {
         self.dir.join(sealed.name())
     }
