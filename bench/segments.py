@@ -9,13 +9,15 @@ Run as root (it mounts tmpfs claims), after building the server component:
           (SEGMENT_BYTES=0) against sealing on (SEGMENT_BYTES=256Ki); 16 connections, wrk in
           2 s rounds until `/` answers 507;
   rate    GET / at 16 and 256 connections, sealing off against on (default 4 MiB segments),
-          alternating rounds on one tmpfs; p99 of each, and of the rounds in which a seal ran;
+          alternating rounds, each on a fresh 1 GiB tmpfs; requests/s, p99, seals in the
+          round, and visits per CPU-second of the runtime (steadier on a loaded machine);
   retain  a 4 MiB tmpfs claim, RETAIN_BYTES=2Mi, SEGMENT_BYTES=256Ki: wrk at 16 connections
           for 40 s fills it to the retention limit, then 16 connections for 60 s from a client
           that counts every answer: non-2xx answers, the final x-visit-count against the count
           before plus the 200s, and the largest the tmpfs grew (sampled every 50 ms);
   stream  GET /visits of 100 MiB of visits: one plain visits.txt against 25 sealed 4 MiB
-          segments (written here with Python's gzip, level 6) and an empty visits.txt.
+          segments (written here with Python's gzip, level 6) and an empty visits.txt; wall
+          MB/s, and MB per CPU-second of the runtime (steadier on a loaded machine).
 
 Ratios are taken within one run, so a loaded machine moves both sides alike; the load
 average is printed with the figures.
@@ -33,7 +35,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import RECORD, SERVER_WASM, WASMTIME, WrkRun, free_port, wait_for_200, without_backtraces
+from common import (RECORD, SERVER_WASM, WASMTIME, WrkRun, cpu_seconds, free_port, wait_for_200,
+                    without_backtraces)
 
 
 def line(n):
@@ -118,21 +121,27 @@ def rate(report, rounds, seconds):
                 claim = Tmpfs("1g")
                 server = Server(claim.path, {"SEGMENT_BYTES": segment, "APPEND_FSYNC": "no"})
                 try:
+                    cpu = cpu_seconds(server.process.pid)
                     run = WrkRun(f"http://{server.addr}/", connections, seconds)
+                    cpu = cpu_seconds(server.process.pid) - cpu
                     _, _, metrics = server.get("/metrics")
                     sealed = next(int(l.split()[-1]) for l in metrics.decode().splitlines()
                                   if l.startswith("visits_segments_sealed_total"))
-                    results[name].append((run.rps, run.p99, sealed, run.non_2xx))
+                    results[name].append((run.rps, run.p99, sealed, run.requests / cpu))
                 finally:
                     server.stop()
                     claim.close()
         off = statistics.median(r[0] for r in results["off"])
         on = statistics.median(r[0] for r in results["on"])
+        off_cpu = statistics.median(r[3] for r in results["off"])
+        on_cpu = statistics.median(r[3] for r in results["on"])
         for name in ("off", "on"):
             rows = results[name]
             report.append(f"  {connections:>3} connections, sealing {name:3}: "
-                          + ", ".join(f"{r[0]:,.0f}/s p99 {r[1]:.2f} ms ({r[2]} seals)" for r in rows))
-        report.append(f"  {connections:>3} connections: median on/off {on / off:.3f}")
+                          + ", ".join(f"{r[0]:,.0f}/s p99 {r[1]:.2f} ms ({r[2]} seals, "
+                                      f"{r[3]:,.0f} visits per CPU-second)" for r in rows))
+        report.append(f"  {connections:>3} connections: median on/off {on / off:.3f} (requests/s), "
+                      f"{on_cpu / off_cpu:.3f} (visits per CPU-second of the runtime)")
 
 
 def retain(report, seconds=60, connections=16, warmup=40):
@@ -223,15 +232,20 @@ def stream(report, rounds=3):
                 (data / "visits.txt").write_bytes(b"")
             server = Server(data, {"SEGMENT_BYTES": "0"})
             try:
-                speeds = []
+                speeds, per_cpu = [], []
                 for _ in range(rounds):
+                    cpu = cpu_seconds(server.process.pid)
                     started = time.perf_counter()
                     status, _, body = server.get("/visits")
                     took = time.perf_counter() - started
+                    cpu = cpu_seconds(server.process.pid) - cpu
                     assert status == 200 and len(body) == segments * lines_per_segment * len(RECORD)
                     speeds.append(len(body) / took / 1e6)
+                    per_cpu.append(len(body) / cpu / 1e6)
                 report.append(f"  {layout:20} {statistics.median(speeds):,.0f} MB/s "
-                              f"({min(speeds):,.0f}-{max(speeds):,.0f})")
+                              f"({min(speeds):,.0f}-{max(speeds):,.0f}); per CPU-second of the "
+                              f"runtime {statistics.median(per_cpu):,.0f} MB "
+                              f"({min(per_cpu):,.0f}-{max(per_cpu):,.0f})")
             finally:
                 server.stop()
 
