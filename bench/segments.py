@@ -116,6 +116,7 @@ def rate(report, rounds, seconds):
                   "APPEND_FSYNC=no, tmpfs claim of 1 GiB")
     for connections in (16, 256):
         results = {"off": [], "on": []}
+        steps, commits = [], []
         for _ in range(rounds):
             for name, segment in (("off", "0"), ("on", "4Mi")):
                 claim = Tmpfs("1g")
@@ -125,8 +126,12 @@ def rate(report, rounds, seconds):
                     run = WrkRun(f"http://{server.addr}/", connections, seconds)
                     cpu = cpu_seconds(server.process.pid) - cpu
                     _, _, metrics = server.get("/metrics")
-                    sealed = next(int(l.split()[-1]) for l in metrics.decode().splitlines()
+                    metrics = metrics.decode()
+                    sealed = next(int(l.split()[-1]) for l in metrics.splitlines()
                                   if l.startswith("visits_segments_sealed_total"))
+                    if sealed:
+                        steps.append(bucket_p99(metrics, "visits_seal_step_duration_seconds"))
+                    commits.append(bucket_p99(metrics, "visits_commit_duration_seconds"))
                     results[name].append((run.rps, run.p99, sealed, run.requests / cpu))
                 finally:
                     server.stop()
@@ -140,8 +145,19 @@ def rate(report, rounds, seconds):
             report.append(f"  {connections:>3} connections, sealing {name:3}: "
                           + ", ".join(f"{r[0]:,.0f}/s p99 {r[1]:.2f} ms ({r[2]} seals, "
                                       f"{r[3]:,.0f} visits per CPU-second)" for r in rows))
+        report.append(f"  {connections:>3} connections: p99 of a seal step (the longest visits wait for "
+                      f"one) at most {max(steps, default=0) * 1000:g} ms; p99 of a group commit at most "
+                      f"{max(commits) * 1000:g} ms (histogram bucket bounds)")
         report.append(f"  {connections:>3} connections: median on/off {on / off:.3f} (requests/s), "
                       f"{on_cpu / off_cpu:.3f} (visits per CPU-second of the runtime)")
+
+
+def bucket_p99(metrics, name):
+    """The upper bound of the histogram bucket holding the 99th percentile, in seconds."""
+    buckets = [(l.split('le="')[1].split('"')[0], int(l.split()[-1])) for l in metrics.splitlines()
+               if l.startswith(f"{name}_bucket")]
+    total = buckets[-1][1]
+    return next(float(bound) for bound, n in buckets if n >= 0.99 * total)
 
 
 def retain(report, seconds=60, connections=16, warmup=40):

@@ -122,7 +122,7 @@ fn a_full_log_is_sealed_and_read_back_across_segments_in_order() {
 #[test]
 fn visits_appended_during_a_seal_stay_in_the_active_segment() {
     let dir = tempfile::tempdir().unwrap();
-    // Slices are 256 KiB: 20 000 lines take three steps.
+    // Slices are 64 KiB: 20 000 lines take eleven steps.
     let log = writer(dir.path(), 20_000, None);
     let batch: Vec<_> = (0..20_000).map(visit).collect();
     assert_eq!(log.append_batch(&batch).unwrap(), 1);

@@ -71,7 +71,10 @@ impl Committer {
         let committer = self.clone();
         wstd::runtime::spawn(async move {
             loop {
-                match committer.log.seal_step() {
+                let started = Instant::now();
+                let step = committer.log.seal_step();
+                committer.stats.seal_step(started.elapsed());
+                match step {
                     Ok(SealProgress::Working) => {
                         wstd::task::sleep(SEAL_PAUSE.into()).await;
                     }

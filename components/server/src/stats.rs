@@ -24,6 +24,7 @@ pub struct Stats {
     batch_sizes: RefCell<Option<Histogram>>,
     commit_durations: RefCell<Option<Histogram>>,
     segments_sealed: Cell<u64>,
+    seal_steps: RefCell<Option<Histogram>>,
 }
 
 impl Stats {
@@ -39,6 +40,14 @@ impl Stats {
             .borrow_mut()
             .entry(route)
             .or_insert_with(|| Histogram::new(DURATION_BOUNDS))
+            .observe(took.as_secs_f64());
+    }
+
+    /// One step of a seal, which held the thread (and so the visits) for `took`.
+    pub fn seal_step(&self, took: Duration) {
+        self.seal_steps
+            .borrow_mut()
+            .get_or_insert_with(|| Histogram::new(DURATION_BOUNDS))
             .observe(took.as_secs_f64());
     }
 
@@ -122,6 +131,14 @@ impl Stats {
         );
         if let Some(histogram) = self.commit_durations.borrow().as_ref() {
             histogram.render(out, "visits_commit_duration_seconds", &pod_label);
+        }
+        histogram_family(
+            out,
+            "visits_seal_step_duration_seconds",
+            "Time one step of a seal held the server's thread: visits wait at most this long.",
+        );
+        if let Some(histogram) = self.seal_steps.borrow().as_ref() {
+            histogram.render(out, "visits_seal_step_duration_seconds", &pod_label);
         }
         sample(
             out,
