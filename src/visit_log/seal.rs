@@ -212,7 +212,14 @@ impl VisitLog {
         } else {
             let _ = fs::remove_file(self.dir.join(SEALING_NAME));
         }
-        self.cut(&mut source, end)?;
+        if let Err(err) = self.cut(&mut source, end) {
+            // The segment's lines are still in visits.txt: without the segment, nothing is
+            // counted twice (what the next start would do after a crash here).
+            if lines > 0 && fs::remove_file(self.sealed_path(&sealed)).is_ok() {
+                let _ = self.sync_directory();
+            }
+            return Err(err);
+        }
         crash_point("cut");
         Ok(sealed)
     }

@@ -257,3 +257,27 @@ fn a_seal_that_cannot_write_is_abandoned_and_visits_go_on() {
     assert_eq!(log.append(&visit(10)).unwrap(), 11);
     assert_eq!(all(&log, None), (0..11).map(text).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_seal_whose_cut_fails_takes_its_segment_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = writer(dir.path(), 10, None);
+    append(&log, 0, 9);
+    // A directory where the successor goes makes the cut fail after the rename.
+    fs::create_dir(dir.path().join(NEXT_NAME)).unwrap();
+    log.append(&visit(9)).unwrap();
+    let failed = loop {
+        match log.seal_step() {
+            Ok(SealProgress::Working) => {}
+            other => break other,
+        }
+    };
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(
+        log.layout().unwrap().sealed.is_empty(),
+        "the segment is gone"
+    );
+    assert_eq!(log.count().unwrap(), 10);
+    assert_eq!(log.append(&visit(10)).unwrap(), 11);
+    assert_eq!(all(&log, None), (0..11).map(text).collect::<Vec<_>>());
+}
