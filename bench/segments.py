@@ -15,6 +15,8 @@ Run as root (it mounts tmpfs claims), after building the server component:
           for 40 s fills it to the retention limit, then 16 connections for 60 s from a client
           that counts every answer: non-2xx answers, the final x-visit-count against the count
           before plus the 200s, and the largest the tmpfs grew (sampled every 50 ms);
+  retain-shim  the same under runwasi's release wasmtime shim in a private containerd
+          (bench/node.py; needs containerd, ctr and buildah, and ../shared/bin on PATH);
   stream  GET /visits of 100 MiB of visits: one plain visits.txt against 25 sealed 4 MiB
           segments (written here with Python's gzip, level 6) and an empty visits.txt; wall
           MB/s, and MB per CPU-second of the runtime (steadier on a loaded machine).
@@ -68,6 +70,22 @@ class Server:
     def stop(self):
         self.process.kill()
         self.process.wait()
+
+
+class ShimServer(Server):
+    """The same replica in a private containerd with runwasi's release wasmtime shim
+    (bench/node.py, as section 9 runs it), the tmpfs bind-mounted at /data."""
+
+    def __init__(self, data_dir, env):
+        import node
+        self.runtime = node.NodeRuntime.find("release")
+        if self.runtime is None:
+            raise RuntimeError(f"the node runtime is left out: {node.missing}")
+        self.runtime.start(data_dir, env)
+        self.addr, self.process = self.runtime.addr, None
+
+    def stop(self):
+        self.runtime.stop()
 
 
 class Tmpfs:
@@ -160,12 +178,12 @@ def bucket_p99(metrics, name):
     return next(float(bound) for bound, n in buckets if n >= 0.99 * total)
 
 
-def retain(report, seconds=60, connections=16, warmup=40):
-    report.append(f"retain: 4 MiB tmpfs, RETAIN_BYTES=2Mi, SEGMENT_BYTES=256Ki, APPEND_FSYNC=always; "
+def retain(report, seconds=60, connections=16, warmup=40, runtime=Server):
+    report.append(f"retain ({'release shim' if runtime is ShimServer else 'wasmtime run'}): 4 MiB tmpfs, RETAIN_BYTES=2Mi, SEGMENT_BYTES=256Ki, APPEND_FSYNC=always; "
                   f"wrk at {connections} connections for {warmup} s (to reach the retention limit), "
                   f"then {seconds} s from {connections} connections of a client that counts every answer")
     claim = Tmpfs("4m")
-    server = Server(claim.path, {"SEGMENT_BYTES": "256Ki", "RETAIN_BYTES": "2Mi"})
+    server = runtime(claim.path, {"SEGMENT_BYTES": "256Ki", "RETAIN_BYTES": "2Mi"})
     statuses, lock, stop = {}, threading.Lock(), threading.Event()
     host, port = server.addr.split(":")
     largest = [0]
@@ -278,6 +296,7 @@ def main():
         {"fill": lambda: fill(report),
          "rate": lambda: rate(report, args.rounds, args.seconds),
          "retain": lambda: retain(report),
+         "retain-shim": lambda: retain(report, runtime=ShimServer),
          "stream": lambda: stream(report)}[part]()
         print("\n".join(report), flush=True)
         report.clear()
