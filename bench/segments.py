@@ -289,14 +289,15 @@ def main():
     parser.add_argument("--only", default="fill,rate,retain,stream")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=40, help="retain: seconds of wrk first")
     args = parser.parse_args()
     without_backtraces()
     report = [f"load average at start: {os.getloadavg()}"]
     for part in args.only.split(","):
         {"fill": lambda: fill(report),
          "rate": lambda: rate(report, args.rounds, args.seconds),
-         "retain": lambda: retain(report),
-         "retain-shim": lambda: retain(report, runtime=ShimServer),
+         "retain": lambda: retain(report, warmup=args.warmup),
+         "retain-shim": lambda: retain(report, warmup=args.warmup, runtime=ShimServer),
          "stream": lambda: stream(report)}[part]()
         print("\n".join(report), flush=True)
         report.clear()
