@@ -1,7 +1,7 @@
 //! Configuration from the WASI environment (not Spin variables), so the same component runs
 //! under `spin up`, `wasmtime serve` and runwasi alike.
 
-use crate::visit_log::Fsync;
+use crate::visit_log::{Fsync, DEFAULT_SEGMENT_BYTES};
 use std::path::PathBuf;
 
 pub const DEFAULT_DATA_DIR: &str = "/data";
@@ -23,6 +23,15 @@ pub struct Config {
     /// The volume's size in bytes (`VOLUME_CAPACITY`, a Kubernetes quantity such as `100Mi`:
     /// the claim's request), for `/metrics`; the log cannot see its claim's size itself.
     pub volume_capacity: Option<u64>,
+    /// `SEGMENT_BYTES`: the server component seals `visits.txt` into a gzip segment once it
+    /// holds this much (0: never). The Spin component never seals.
+    pub segment_bytes: u64,
+    /// `RETAIN_BYTES`: sealed segments are deleted, oldest first, once the data directory
+    /// holds more than this (`None`: everything is kept).
+    pub retain_bytes: Option<u64>,
+    /// `RESERVE_BYTES`: `/readyz` answers 503 once fewer bytes than this are free
+    /// (`VOLUME_CAPACITY` less what the directory holds); by default 5% of the capacity.
+    pub reserve_bytes: Option<u64>,
 }
 
 impl Default for Config {
@@ -61,17 +70,46 @@ impl Config {
     /// The settings, and the reason a value was refused and replaced by its default, if one
     /// was: the Spin component carries on with the safe default, the server stops.
     pub fn read(lookup: impl Fn(&str) -> Option<String>) -> (Self, Option<String>) {
-        let set = |name| lookup(name).filter(|value: &String| !value.is_empty());
+        let set = |name: &str| lookup(name).filter(|value: &String| !value.is_empty());
         let append_fsync = set("APPEND_FSYNC").map(|value| Fsync::parse(&value));
         let volume_capacity = set("VOLUME_CAPACITY").map(|value| {
             parse_quantity(&value).ok_or_else(|| {
                 format!("VOLUME_CAPACITY={value} is not a size such as 100Mi or 2Gi")
             })
         });
+        let size = |name: &str| {
+            set(name).map(|value| {
+                parse_quantity(&value)
+                    .ok_or_else(|| format!("{name}={value} is not a size such as 4Mi or 2Gi"))
+            })
+        };
+        let segment_bytes = size("SEGMENT_BYTES");
+        // A share of the claim ("80%") follows VOLUME_CAPACITY, so a chart sizes it once.
+        let retain_bytes = set("RETAIN_BYTES").map(|value| match value.strip_suffix('%') {
+            Some(percent) => percent
+                .parse::<u64>()
+                .ok()
+                .filter(|percent| (1..=100).contains(percent))
+                .zip(volume_capacity.clone().and_then(Result::ok))
+                .map(|(percent, capacity)| capacity / 100 * percent)
+                .ok_or_else(|| {
+                    format!(
+                        "RETAIN_BYTES={value} is not a share of VOLUME_CAPACITY from 1% to 100% \
+                             (or VOLUME_CAPACITY is unset)"
+                    )
+                }),
+            None => parse_quantity(&value)
+                .ok_or_else(|| format!("RETAIN_BYTES={value} is not a size such as 80Mi or 80%")),
+        });
+        let reserve_bytes = size("RESERVE_BYTES");
         let refused = append_fsync
             .clone()
             .and_then(Result::err)
-            .or_else(|| volume_capacity.clone().and_then(Result::err));
+            .or_else(|| volume_capacity.clone().and_then(Result::err))
+            .or_else(|| segment_bytes.clone().and_then(Result::err))
+            .or_else(|| retain_bytes.clone().and_then(Result::err))
+            .or_else(|| reserve_bytes.clone().and_then(Result::err));
+        let volume_capacity = volume_capacity.and_then(Result::ok);
         let config = Self {
             data_dir: set("DATA_DIR")
                 .unwrap_or_else(|| DEFAULT_DATA_DIR.into())
@@ -90,7 +128,14 @@ impl Config {
                 })
                 .unwrap_or_default(),
             append_fsync: append_fsync.and_then(Result::ok).unwrap_or_default(),
-            volume_capacity: volume_capacity.and_then(Result::ok),
+            volume_capacity,
+            segment_bytes: segment_bytes
+                .and_then(Result::ok)
+                .unwrap_or(DEFAULT_SEGMENT_BYTES),
+            retain_bytes: retain_bytes.and_then(Result::ok),
+            reserve_bytes: reserve_bytes
+                .and_then(Result::ok)
+                .or_else(|| volume_capacity.map(|capacity| capacity / 20)),
         };
         (config, refused)
     }
@@ -207,6 +252,34 @@ mod tests {
         assert!(refused.unwrap().contains("VOLUME_CAPACITY"));
     }
 
+    #[test]
+    fn segment_retention_and_reserve_are_sizes() {
+        let c = config(&[
+            ("SEGMENT_BYTES", "256Ki"),
+            ("RETAIN_BYTES", "2Mi"),
+            ("VOLUME_CAPACITY", "100Mi"),
+        ]);
+        assert_eq!(c.segment_bytes, 256 << 10);
+        assert_eq!(c.retain_bytes, Some(2 << 20));
+        assert_eq!(c.reserve_bytes, Some(5 << 20), "5% of the capacity");
+        let c = config(&[("SEGMENT_BYTES", "0"), ("RESERVE_BYTES", "1Mi")]);
+        assert_eq!((c.segment_bytes, c.reserve_bytes), (0, Some(1 << 20)));
+        let (_, refused) = Config::read(lookup_in(&[("RETAIN_BYTES", "lots")]));
+        assert!(refused.unwrap().contains("RETAIN_BYTES=lots"));
+        let c = config(&[("RETAIN_BYTES", "80%"), ("VOLUME_CAPACITY", "100Mi")]);
+        assert_eq!(c.retain_bytes, Some(100 * (1 << 20) / 100 * 80));
+        for bad in ["80%", "0%", "101%"] {
+            let (_, refused) = Config::read(lookup_in(&[
+                ("RETAIN_BYTES", bad),
+                ("VOLUME_CAPACITY", if bad == "80%" { "" } else { "1Gi" }),
+            ]));
+            assert!(
+                refused.unwrap().contains("share of VOLUME_CAPACITY"),
+                "{bad}"
+            );
+        }
+    }
+
     fn config(vars: &[(&str, &str)]) -> Config {
         Config::from_lookup(lookup_in(vars))
     }
@@ -219,6 +292,9 @@ mod tests {
             peers: vec![],
             append_fsync: Fsync::Always,
             volume_capacity: None,
+            segment_bytes: 4 << 20,
+            retain_bytes: None,
+            reserve_bytes: None,
         };
         assert_eq!(config(&[]), expected);
         assert_eq!(config(&[("DATA_DIR", ""), ("POD_NAME", "")]), expected);

@@ -24,8 +24,9 @@ impl Listing {
     pub fn new(records: Records, format: ListFormat, pod: &str, count: u64) -> Self {
         // Pod names are sanitized to [A-Za-z0-9._-] and records are digits and punctuation,
         // so neither needs JSON escaping.
+        let first = records.first_visit();
         let prefix = (format == ListFormat::Json)
-            .then(|| format!(r#"{{"pod":"{pod}","count":{count},"visits":["#));
+            .then(|| format!(r#"{{"pod":"{pod}","count":{count},"first":{first},"visits":["#));
         Self {
             records,
             format,

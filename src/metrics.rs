@@ -1,32 +1,68 @@
 //! `/metrics` in the Prometheus text exposition format (version 0.0.4): the series both
 //! components know from the log, and the pieces the server renders its own with.
 
-use crate::record::RECORD_LEN;
 use std::fmt::Write as _;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The replica's visit count, log size and, when known (`VOLUME_CAPACITY`), the volume's
-/// size, labelled with the pod. Count and size come from the file's size, so a scrape costs
-/// one `stat` whatever the log's length. Pod names are sanitized to [A-Za-z0-9._-], so they
-/// need no escaping inside the label's quotes.
-pub fn render(pod: &str, log_size_bytes: u64, volume_capacity: Option<u64>) -> String {
-    let visits = log_size_bytes / RECORD_LEN as u64;
+/// What `/metrics` says about the log, from one `stat` of `visits.txt` and one listing of
+/// the data directory, whatever the log's length.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogFigures {
+    /// Every visit recorded, those let go by retention included.
+    pub visits: u64,
+    /// Visits deleted with their sealed segments (`RETAIN_BYTES`).
+    pub let_go: u64,
+    /// `visits.txt`'s size.
+    pub active_bytes: u64,
+    /// The sealed segments' compressed size, and what they hold uncompressed.
+    pub sealed_bytes: u64,
+    pub sealed_raw_bytes: u64,
+    /// Bytes free on the volume (`VOLUME_CAPACITY` less what the directory holds), if known.
+    pub free_bytes: Option<u64>,
+}
+
+/// The log's series and, when known (`VOLUME_CAPACITY`), the volume's size and free bytes,
+/// labelled with the pod. Pod names are sanitized to [A-Za-z0-9._-], so they need no
+/// escaping inside the label's quotes.
+pub fn render(pod: &str, log: &LogFigures, volume_capacity: Option<u64>) -> String {
     let mut out = String::new();
     let labels = format!("pod=\"{pod}\"");
+    let one = |value| [(labels.as_str(), value)];
     sample(
         &mut out,
         "visits_total",
         "counter",
-        "Visits recorded in this replica's log.",
-        &[(&labels, visits)],
+        "Visits recorded in this replica's log, those let go by retention included.",
+        &one(log.visits),
     );
     sample(
         &mut out,
         "visits_log_size_bytes",
         "gauge",
-        "Size of this replica's visits.txt.",
-        &[(&labels, log_size_bytes)],
+        "Size of this replica's log on disk: visits.txt and the sealed (compressed) segments.",
+        &one(log.active_bytes + log.sealed_bytes),
+    );
+    sample(
+        &mut out,
+        "visits_sealed_bytes",
+        "gauge",
+        "Compressed size of the sealed segments.",
+        &one(log.sealed_bytes),
+    );
+    sample(
+        &mut out,
+        "visits_sealed_raw_bytes",
+        "gauge",
+        "What the sealed segments hold uncompressed.",
+        &one(log.sealed_raw_bytes),
+    );
+    sample(
+        &mut out,
+        "visits_let_go_total",
+        "counter",
+        "Visits deleted with the oldest sealed segments (RETAIN_BYTES).",
+        &one(log.let_go),
     );
     if let Some(capacity) = volume_capacity {
         sample(
@@ -34,7 +70,16 @@ pub fn render(pod: &str, log_size_bytes: u64, volume_capacity: Option<u64>) -> S
             "visits_volume_capacity_bytes",
             "gauge",
             "Size of the replica's volume (VOLUME_CAPACITY).",
-            &[(&labels, capacity)],
+            &one(capacity),
+        );
+    }
+    if let Some(free) = log.free_bytes {
+        sample(
+            &mut out,
+            "visits_volume_free_bytes",
+            "gauge",
+            "VOLUME_CAPACITY less what the data directory holds, in whole 4 KiB blocks.",
+            &one(free),
         );
     }
     out
@@ -92,14 +137,19 @@ mod tests {
 
     #[test]
     fn counts_visits_from_the_size() {
-        let text = render("visits-0", 66, Some(1024));
+        let figures = LogFigures {
+            visits: 2,
+            active_bytes: 66,
+            ..LogFigures::default()
+        };
+        let text = render("visits-0", &figures, Some(1024));
         assert!(
             text.contains("visits_total{pod=\"visits-0\"} 2\n"),
             "{text}"
         );
         assert!(text.contains("visits_log_size_bytes{pod=\"visits-0\"} 66\n"));
         assert!(text.contains("visits_volume_capacity_bytes{pod=\"visits-0\"} 1024\n"));
-        assert!(!render("p", 0, None).contains("capacity"));
+        assert!(!render("p", &LogFigures::default(), None).contains("capacity"));
     }
 
     #[test]

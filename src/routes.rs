@@ -8,7 +8,7 @@ use crate::cluster;
 use crate::config::Config;
 use crate::host::{Appended, Host};
 use crate::listing::{ListFormat, Listing};
-use crate::metrics;
+use crate::metrics::{self, LogFigures};
 use crate::page::{self, VisitView};
 use crate::query::{requested_format, ListQuery};
 use crate::record;
@@ -18,6 +18,9 @@ use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 
 pub const SERVED_BY: &str = "x-served-by";
+/// On `/visits`: the number of the first visit listed (visits before it were let go by
+/// retention or left out by `?tail`).
+pub const FIRST_HEADER: &str = "x-visit-first";
 
 /// What a request needs from the outside world.
 #[derive(Debug, Clone)]
@@ -31,7 +34,8 @@ pub struct App {
 impl App {
     pub fn new(config: Config) -> Self {
         Self {
-            log: VisitLog::with_fsync(config.data_dir.clone(), config.append_fsync),
+            log: VisitLog::with_fsync(config.data_dir.clone(), config.append_fsync)
+                .with_segments(config.segment_bytes, config.retain_bytes),
             config,
             clock: record::moscow_now,
         }
@@ -113,15 +117,16 @@ pub async fn handle(request: &Request<RequestBody>, app: &App, host: &impl Host)
         Route::Health => text(StatusCode::OK, "ok\n".into(), pod),
         Route::Ready => match host.unready_reason() {
             Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n"), pod),
-            None => match app.log.check_writable() {
-                Ok(()) => text(StatusCode::OK, "ready\n".into(), pod),
+            None => match app.log.check_writable().and_then(|()| room(app)) {
+                Ok(None) => text(StatusCode::OK, "ready\n".into(), pod),
+                Ok(Some(reason)) => text(StatusCode::SERVICE_UNAVAILABLE, reason, pod),
                 Err(err) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{err}\n"), pod),
             },
         },
         Route::Cluster => cluster_view(request, app, host).await,
-        Route::Metrics => match app.log.size_bytes() {
-            Ok(size) => {
-                let mut text = metrics::render(pod, size, app.config.volume_capacity);
+        Route::Metrics => match log_figures(app) {
+            Ok(figures) => {
+                let mut text = metrics::render(pod, &figures, app.config.volume_capacity);
                 host.metrics(pod, &mut text);
                 respond(
                     StatusCode::OK,
@@ -133,6 +138,41 @@ pub async fn handle(request: &Request<RequestBody>, app: &App, host: &impl Host)
             Err(err) => log_error(&err, pod),
         },
     }
+}
+
+/// The log's figures for `/metrics`.
+fn log_figures(app: &App) -> Result<LogFigures, LogError> {
+    let active_bytes = app.log.size_bytes()?;
+    let layout = app.log.layout()?;
+    Ok(LogFigures {
+        visits: layout.base() + active_bytes / record::RECORD_LEN as u64,
+        let_go: layout.let_go(),
+        active_bytes,
+        sealed_bytes: layout.sealed_bytes(),
+        sealed_raw_bytes: layout.sealed_lines() * record::RECORD_LEN as u64,
+        free_bytes: app
+            .config
+            .volume_capacity
+            .map(|capacity| capacity.saturating_sub(layout.disk_bytes)),
+    })
+}
+
+/// Why the volume is too near full for more traffic, if it is: fewer than `RESERVE_BYTES`
+/// free of `VOLUME_CAPACITY`, so the Service sends visits to the other replicas while this
+/// one still has room (WASI 0.2 has no `statvfs`: free is the claim's size less what the
+/// data directory holds).
+fn room(app: &App) -> Result<Option<String>, LogError> {
+    let (Some(capacity), Some(reserve)) = (app.config.volume_capacity, app.config.reserve_bytes)
+    else {
+        return Ok(None);
+    };
+    let free = capacity.saturating_sub(app.log.layout()?.disk_bytes);
+    Ok((free < reserve).then(|| {
+        format!(
+            "volume nearly full: {free} bytes free, under the reserve of {reserve} \
+             (RESERVE_BYTES); set RETAIN_BYTES or grow the claim\n"
+        )
+    }))
 }
 
 /// Why a request gets no route: unknown path 404, wrong method 405 (with the methods that
@@ -217,11 +257,12 @@ fn visits(request: &Request<RequestBody>, app: &App) -> Response<Body> {
                 ListFormat::Text => "text/plain; charset=utf-8",
                 ListFormat::Json => "application/json",
             };
+            let first = records.first_visit();
             let listing = Listing::new(records, format, pod, count);
             let mut response = respond(StatusCode::OK, content_type, Body::Listing(listing), pod);
-            response
-                .headers_mut()
-                .insert(cluster::COUNT_HEADER, HeaderValue::from(count));
+            let headers = response.headers_mut();
+            headers.insert(cluster::COUNT_HEADER, HeaderValue::from(count));
+            headers.insert(FIRST_HEADER, HeaderValue::from(first));
             response
         }
         Err(err) => log_error(&err, pod),

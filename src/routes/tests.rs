@@ -95,7 +95,7 @@ fn visits_lists_text_json_and_tail() {
         call(&app, Method::GET, "/visits?tail=1", None).2,
         format!("{line}\n")
     );
-    let json = format!(r#"{{"pod":"visits-0","count":3,"visits":["{line}","{line}"]}}"#);
+    let json = format!(r#"{{"pod":"visits-0","count":3,"first":2,"visits":["{line}","{line}"]}}"#);
     assert_eq!(
         call(&app, Method::GET, "/visits?tail=2&format=json", None).2,
         json
@@ -108,7 +108,7 @@ fn visits_lists_text_json_and_tail() {
     );
     assert_eq!(headers[CONTENT_TYPE], "application/json");
     assert_eq!(body, json);
-    let empty = r#"{"pod":"visits-0","count":3,"visits":[]}"#;
+    let empty = r#"{"pod":"visits-0","count":3,"first":4,"visits":[]}"#;
     assert_eq!(
         call(&app, Method::GET, "/visits?tail=0&format=json", None).2,
         empty
@@ -266,4 +266,68 @@ fn probes_record_nothing_and_readiness_reports_a_missing_volume() {
         call(&missing, Method::GET, "/healthz", None).0,
         StatusCode::OK
     );
+}
+
+#[test]
+fn readiness_fails_with_free_bytes_once_under_the_reserve() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App {
+        clock: fixed_clock,
+        ..App::new(Config {
+            data_dir: dir.path().to_owned(),
+            pod_name: "visits-0".into(),
+            volume_capacity: Some(16 << 10),
+            reserve_bytes: Some(12 << 10),
+            ..Config::default()
+        })
+    };
+    assert_eq!(call(&app, Method::GET, "/readyz", None).0, StatusCode::OK);
+    // 200 visits take two 4 KiB blocks: 8 KiB of 16 KiB are left, under the 12 KiB reserve.
+    std::fs::write(
+        dir.path().join("visits.txt"),
+        record::record_line(&fixed_clock()).repeat(200),
+    )
+    .unwrap();
+    let (status, _, body) = call(&app, Method::GET, "/readyz", None);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        body.starts_with("volume nearly full: 8192 bytes free"),
+        "{body}"
+    );
+    let (_, _, metrics) = call(&app, Method::GET, "/metrics", None);
+    assert!(metrics.contains("visits_volume_free_bytes{pod=\"visits-0\"} 8192\n"));
+    // A visit is still recorded: readiness only steers traffic away.
+    assert_eq!(call(&app, Method::GET, "/", None).0, StatusCode::OK);
+}
+
+#[test]
+fn the_listing_says_where_it_starts_after_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    // What retention leaves: visits 1 to 10 let go, 11 to 12 sealed, 3 in visits.txt.
+    let line = record::record_line(&fixed_clock());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &line.repeat(2)).unwrap();
+    std::fs::write(
+        dir.path().join("visits.000000000011-000000000012.txt.gz"),
+        gz.finish().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("visits.txt"), line.repeat(3)).unwrap();
+    let app = app_in(dir.path());
+    let (_, headers, body) = call(&app, Method::GET, "/visits", None);
+    assert_eq!(headers[cluster::COUNT_HEADER], "15");
+    assert_eq!(headers[FIRST_HEADER], "11");
+    assert_eq!(body.lines().count(), 5);
+    let (_, _, json) = call(&app, Method::GET, "/visits?format=json&tail=4", None);
+    assert!(
+        json.starts_with(r#"{"pod":"visits-0","count":15,"first":12,"#),
+        "{json}"
+    );
+    let (_, _, metrics) = call(&app, Method::GET, "/metrics", None);
+    assert!(
+        metrics.contains("visits_let_go_total{pod=\"visits-0\"} 10\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("visits_total{pod=\"visits-0\"} 15\n"));
+    assert!(metrics.contains("visits_sealed_raw_bytes{pod=\"visits-0\"} 66\n"));
 }

@@ -1,9 +1,9 @@
 //! The writer: one append write per batch, found again by its bytes to count it.
 
-use super::{file_len, Fsync, LogError, VisitLog};
+use super::{file_len, LogError, VisitLog};
 use crate::record::RECORD_LEN;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 impl VisitLog {
@@ -24,25 +24,8 @@ impl VisitLog {
         let mut file = self.open_for_append()?;
         let size_before = file_len(&mut file, &path)?;
 
-        let mut lines = Vec::with_capacity(records.len() * RECORD_LEN + 1);
-        if ends_mid_line(&mut file, size_before, &path)? {
-            lines.push(b'\n');
-        }
-        lines.extend(records.iter().flatten());
-
-        // One write call, never `write_all`: a retried remainder could land after another
-        // instance's line and tear both.
-        match file.write(&lines) {
-            Ok(written) if written == lines.len() => {}
-            Ok(_) => {
-                self.cut_partial_write(&mut file, size_before, &lines);
-                return Err(LogError::Full(self.dir.clone()));
-            }
-            Err(err) => {
-                self.cut_partial_write(&mut file, size_before, &lines);
-                return Err(self.diagnose_write_failure("append to", err));
-            }
-        }
+        let torn = ends_mid_line(&mut file, size_before, &path)?;
+        let lines = self.write_batch(&mut file, size_before, torn, records)?;
         // Where the write landed, not the size read before it: another instance may have
         // appended in between (Spin runs one per request), and each visit's count is its own.
         // WASI appends through a stream and reports no offset, so the write is looked for in
@@ -52,17 +35,9 @@ impl VisitLog {
         // component's rate (bench/notes.md): both take the first copy, so both show its count.
         let landed_at = locate_write(&mut file, size_before, &lines, &path)?;
         let end = landed_at + lines.len() as u64;
-        if self.fsync == Fsync::Always {
-            file.sync_data().map_err(|source| LogError::Io {
-                action: "sync",
-                path,
-                source,
-            })?;
-            if size_before == 0 {
-                self.sync_directory()?;
-            }
-        }
-        Ok(end / RECORD_LEN as u64 + 1 - records.len() as u64)
+        // Visits in sealed segments (a server component seals; this writer never does).
+        let base = self.base()?;
+        Ok(base + end / RECORD_LEN as u64 + 1 - records.len() as u64)
     }
 
     /// The log, opened (created if need be) for appending and reading back what was written.
@@ -198,9 +173,10 @@ mod tests {
     use super::super::test_support::{all, record};
     use super::*;
     use crate::record::{record_line, to_moscow};
-    use crate::visit_log::LOG_FILE_NAME;
+    use crate::visit_log::{Fsync, LOG_FILE_NAME};
     use chrono::{TimeZone, Utc};
     use std::fs;
+    use std::io::Write;
 
     #[test]
     fn appends_whole_lines_and_counts_them() {

@@ -13,12 +13,12 @@
 //! runwasi's shim).
 
 use super::append::ends_mid_line;
-use super::{file_len, Fsync, LogError, VisitLog};
+use super::seal::Sealing;
+use super::{file_len, LogError, VisitLog};
 use crate::record::RECORD_LEN;
 use std::fs::{self, File};
-use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 /// Shared by the clones of a sole writer's [`VisitLog`].
 #[derive(Debug, Default, Clone)]
@@ -26,7 +26,7 @@ pub(super) struct HeldFile(Arc<Mutex<State>>);
 
 impl HeldFile {
     /// The state; a panic while it was held (none is expected) leaves it usable.
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -34,22 +34,27 @@ impl HeldFile {
 }
 
 #[derive(Debug, Default)]
-struct State {
-    held: Option<Held>,
+pub(super) struct State {
+    pub(super) held: Option<Held>,
     /// The last append failed: readiness probes the volume until one succeeds.
     failing: bool,
+    /// A seal in progress (`seal.rs`), and when to try again after one failed.
+    pub(super) sealing: Option<Sealing>,
+    pub(super) retry_at: Option<Instant>,
 }
 
 #[derive(Debug)]
-struct Held {
+pub(super) struct Held {
     file: File,
     /// The file's size after the last write through it.
-    size: u64,
+    pub(super) size: u64,
     /// Its modification time as last seen; `None` once written through, until the next
     /// check learns it from the path.
     modified: Option<Option<SystemTime>>,
     /// The file ended part-way through a line when opened (a crash's fragment).
-    torn: bool,
+    pub(super) torn: bool,
+    /// Visits in the sealed segments before it, as of opening (a seal reopens it).
+    base: u64,
 }
 
 impl VisitLog {
@@ -71,41 +76,21 @@ impl VisitLog {
         slot: &mut Option<Held>,
         records: &[[u8; RECORD_LEN]],
     ) -> Result<u64, LogError> {
-        let path = self.path();
         let held = self.current(slot)?;
         let size_before = held.size;
-        let mut lines = Vec::with_capacity(records.len() * RECORD_LEN + 1);
-        if std::mem::take(&mut held.torn) {
-            lines.push(b'\n');
-        }
-        lines.extend(records.iter().flatten());
-        // One write call: a partial write is cut back whole (see `append_batch`).
-        match held.file.write(&lines) {
-            Ok(written) if written == lines.len() => {}
-            failed => {
-                self.cut_partial_write(&mut held.file, size_before, &lines);
+        let torn = std::mem::take(&mut held.torn);
+        let lines = match self.write_batch(&mut held.file, size_before, torn, records) {
+            Ok(lines) => lines,
+            Err(err) => {
                 // Opened afresh next time, which finds out what the file holds now.
                 *slot = None;
-                return Err(match failed {
-                    Err(err) => self.diagnose_write_failure("append to", err),
-                    Ok(_) => LogError::Full(self.dir.clone()),
-                });
+                return Err(err);
             }
-        }
-        if self.fsync == Fsync::Always {
-            held.file.sync_data().map_err(|source| LogError::Io {
-                action: "sync",
-                path: path.clone(),
-                source,
-            })?;
-            if size_before == 0 {
-                self.sync_directory()?;
-            }
-        }
+        };
         let end = size_before + lines.len() as u64;
         held.size = end;
         held.modified = None;
-        Ok(end / RECORD_LEN as u64 + 1 - records.len() as u64)
+        Ok(held.base + end / RECORD_LEN as u64 + 1 - records.len() as u64)
     }
 
     /// The held file if the path still names it, else the file there now, opened and held.
@@ -138,11 +123,13 @@ impl VisitLog {
         let mut file = self.open_for_append()?;
         let size = file_len(&mut file, &path)?;
         let torn = ends_mid_line(&mut file, size, &path)?;
+        let base = self.base()?;
         Ok(Held {
             file,
             size,
             modified: None,
             torn,
+            base,
         })
     }
 
@@ -164,6 +151,7 @@ impl VisitLog {
 mod tests {
     use super::super::test_support::{all, record};
     use super::*;
+    use crate::visit_log::Fsync;
 
     fn sole_writer(dir: &std::path::Path) -> VisitLog {
         VisitLog::with_fsync(dir, Fsync::No).sole_writer()

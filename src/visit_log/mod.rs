@@ -22,15 +22,23 @@ pub const LOG_FILE_NAME: &str = "visits.txt";
 const CHUNK_LEN: usize = 64 * 1024;
 
 mod append;
+mod batch;
 mod diagnosis;
 mod error;
 mod held;
 mod read;
+mod seal;
+mod segments;
 #[cfg(test)]
 mod test_support;
 
 pub use error::LogError;
 pub use read::Records;
+pub use seal::SealProgress;
+pub use segments::{Layout, Sealed};
+
+/// `SEGMENT_BYTES`' default: `visits.txt` is sealed once it holds 4 MiB.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 4 << 20;
 
 /// When an append counts as done (`APPEND_FSYNC`, after Redis's `appendfsync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,6 +77,10 @@ pub struct VisitLog {
     /// The sole writer's open log file (see `held.rs`); `None` where other processes append
     /// too (Spin: an instance per request).
     held: Option<held::HeldFile>,
+    /// The sole writer seals `visits.txt` once it holds this much (`SEGMENT_BYTES`; 0: never).
+    segment_bytes: u64,
+    /// Sealed segments are deleted, oldest first, past this (`RETAIN_BYTES`; `None`: never).
+    retain_bytes: Option<u64>,
 }
 
 impl VisitLog {
@@ -81,6 +93,18 @@ impl VisitLog {
             dir: dir.into(),
             fsync,
             held: None,
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            retain_bytes: None,
+        }
+    }
+
+    /// Sets when the sole writer seals (`segment_bytes`, 0 for never) and how much the
+    /// directory keeps (`retain_bytes`).
+    pub fn with_segments(self, segment_bytes: u64, retain_bytes: Option<u64>) -> Self {
+        Self {
+            segment_bytes,
+            retain_bytes,
+            ..self
         }
     }
 
@@ -106,14 +130,15 @@ impl VisitLog {
         self.dir.join(LOG_FILE_NAME)
     }
 
-    /// The number of recorded visits: whole record widths in the file. A fragment from a
-    /// crash is shorter than a record, so it does not count unless fragments add up to a
-    /// whole record's width.
+    /// The number of recorded visits: those in sealed segments (let go ones included) and
+    /// whole record widths in `visits.txt`. A fragment from a crash is shorter than a record,
+    /// so it does not count unless fragments add up to a whole record's width.
     pub fn count(&self) -> Result<u64, LogError> {
-        Ok(count_for_size(self.size_bytes()?))
+        let size = self.size_bytes()?;
+        Ok(self.base()? + count_for_size(size))
     }
 
-    /// The log's size on disk; 0 before the first visit.
+    /// The active segment's (`visits.txt`'s) size on disk; 0 before the first visit.
     pub fn size_bytes(&self) -> Result<u64, LogError> {
         let path = self.path();
         match fs::metadata(&path) {

@@ -63,7 +63,7 @@ def test_every_route_under_spins_trigger(tmp_path, spin_up):
     assert spin.get("/visits?tail=1")[2] == f"{second}\n"
     assert spin.get("/visits?tail=x")[0] == 400
     listing = json.loads(spin.get("/visits", {"Accept": "application/json"})[2])
-    assert listing == {"pod": "local", "count": 2, "visits": [first, second]}
+    assert listing == {"pod": "local", "count": 2, "first": 1, "visits": [first, second]}
     assert json.loads(spin.get("/visits?format=json&tail=1")[2])["visits"] == [second]
     status, _, body = spin.get("/healthz")
     assert status == 200 and body.strip() == "ok"

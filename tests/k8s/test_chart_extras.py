@@ -155,7 +155,8 @@ def test_service_monitor_validates_against_its_crd_schema():
 # What the server exposes on /metrics (README, Routes); histograms also as _bucket/_sum/_count.
 METRICS = {"visits_total", "visits_log_size_bytes", "visits_volume_capacity_bytes",
            "visits_http_requests_total", "visits_open_connections", "visits_max_connections",
-           "visits_accept_failures_total"}
+           "visits_accept_failures_total", "visits_sealed_bytes", "visits_sealed_raw_bytes",
+           "visits_let_go_total", "visits_volume_free_bytes", "visits_segments_sealed_total"}
 HISTOGRAMS = {"visits_http_request_duration_seconds", "visits_commit_batch_size",
               "visits_sync_duration_seconds"}
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",

@@ -6,13 +6,20 @@
 //! and answers each visit with its own line number, or every one with the same error. File
 //! calls block the component's one thread, so visits that arrive during a write form the next
 //! batch.
+//!
+//! Sealing (`SEGMENT_BYTES`) runs on the same thread: once `visits.txt` is full, a task
+//! compresses it a slice per step and sleeps a millisecond between steps, so visits keep
+//! being committed while it works and no step holds them up much longer than a commit.
 
 use futures_channel::oneshot;
 use spin_visits::record::RECORD_LEN;
-use spin_visits::visit_log::VisitLog;
+use spin_visits::visit_log::{SealProgress, VisitLog};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Between two slices of a seal: lets the reactor serve what arrived meanwhile.
+const SEAL_PAUSE: Duration = Duration::from_millis(1);
 
 use crate::stats::Stats;
 use spin_visits::host::Appended;
@@ -22,6 +29,8 @@ pub struct Committer {
     stats: Rc<Stats>,
     queue: RefCell<Vec<Queued>>,
     flush_scheduled: Cell<bool>,
+    /// A sealing task is running.
+    sealing: Cell<bool>,
 }
 
 struct Queued {
@@ -36,6 +45,7 @@ impl Committer {
             stats,
             queue: RefCell::default(),
             flush_scheduled: Cell::new(false),
+            sealing: Cell::new(false),
         })
     }
 
@@ -52,7 +62,38 @@ impl Committer {
         answer.await.expect("every queued visit is answered")
     }
 
-    fn flush(&self) {
+    /// Starts the sealing task if `visits.txt` is due for sealing and none runs.
+    pub fn seal_if_due(self: &Rc<Self>) {
+        if self.sealing.get() || !self.log.seal_due() {
+            return;
+        }
+        self.sealing.set(true);
+        let committer = self.clone();
+        wstd::runtime::spawn(async move {
+            loop {
+                let started = Instant::now();
+                let step = committer.log.seal_step();
+                committer.stats.seal_step(started.elapsed());
+                match step {
+                    Ok(SealProgress::Working) => {
+                        wstd::task::sleep(SEAL_PAUSE.into()).await;
+                    }
+                    Ok(SealProgress::Sealed(sealed)) => committer.stats.sealed(&sealed),
+                    Ok(SealProgress::Idle) => break,
+                    Err(err) => {
+                        eprintln!(
+                            "spin-visits-server: sealing visits.txt failed, visits go on: {err}"
+                        );
+                        break;
+                    }
+                }
+            }
+            committer.sealing.set(false);
+        })
+        .detach();
+    }
+
+    fn flush(self: Rc<Self>) {
         self.flush_scheduled.set(false);
         let batch = std::mem::take(&mut *self.queue.borrow_mut());
         let records: Vec<[u8; RECORD_LEN]> = batch.iter().map(|queued| queued.record).collect();
@@ -65,5 +106,6 @@ impl Committer {
                 .reply
                 .send(appended.clone().map(|first| first + line));
         }
+        self.seal_if_due();
     }
 }

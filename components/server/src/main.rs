@@ -54,19 +54,29 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on ADMIN_ADDR={admin_addr}"))?;
     let server = Server::new(&config);
+    // Completes or rolls back a seal a crash interrupted, before any visit is appended.
+    match server.app.log.recover() {
+        Ok(done) => done
+            .iter()
+            .for_each(|step| eprintln!("spin-visits-server: recovery: {step}")),
+        Err(err) => eprintln!("spin-visits-server: recovery: {err}"),
+    }
     // Opens (and holds) the log before any connection can take the descriptors; a volume
     // that is not writable yet is reported and retried by the first visit or probe.
     if let Err(err) = server.app.log.check_writable() {
         eprintln!("spin-visits-server: {err}");
     }
+    // A log taken over at or past SEGMENT_BYTES is sealed while visits are served.
+    server.committer.seal_if_due();
     // Tests and operators read the bound addresses from this line (port 0 picks a free one).
     println!(
-        "spin-visits-server: pod {} serving {} on http://{} (APPEND_FSYNC={}, MAX_CONNECTIONS={}, admin on http://{})",
+        "spin-visits-server: pod {} serving {} on http://{} (APPEND_FSYNC={}, MAX_CONNECTIONS={}, SEGMENT_BYTES={}, admin on http://{})",
         server.app.config.pod_name,
         server.app.config.data_dir.display(),
         listener.local_addr()?,
         server.app.log.fsync().name(),
         server.registry.cap(),
+        server.app.config.segment_bytes,
         admin.local_addr()?,
     );
     wstd::runtime::spawn(admin::run(server.clone(), admin)).detach();

@@ -4,6 +4,7 @@
 
 use crate::registry::Registry;
 use spin_visits::metrics::{sample, Histogram};
+use spin_visits::visit_log::Sealed;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -23,6 +24,8 @@ pub struct Stats {
     accept_failures: Cell<u64>,
     batch_sizes: RefCell<Option<Histogram>>,
     commit_durations: RefCell<Option<Histogram>>,
+    segments_sealed: Cell<u64>,
+    seal_steps: RefCell<Option<Histogram>>,
 }
 
 impl Stats {
@@ -39,6 +42,18 @@ impl Stats {
             .entry(route)
             .or_insert_with(|| Histogram::new(DURATION_BOUNDS))
             .observe(took.as_secs_f64());
+    }
+
+    /// One step of a seal, which held the thread (and so the visits) for `took`.
+    pub fn seal_step(&self, took: Duration) {
+        self.seal_steps
+            .borrow_mut()
+            .get_or_insert_with(|| Histogram::new(DURATION_BOUNDS))
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn sealed(&self, _segment: &Sealed) {
+        self.segments_sealed.set(self.segments_sealed.get() + 1);
     }
 
     pub fn accept_failed(&self) {
@@ -131,6 +146,21 @@ impl Stats {
         if let Some(histogram) = self.commit_durations.borrow().as_ref() {
             histogram.render(out, "visits_commit_duration_seconds", &pod_label);
         }
+        histogram_family(
+            out,
+            "visits_seal_step_duration_seconds",
+            "Time one step of a seal held the server's thread: visits wait at most this long.",
+        );
+        if let Some(histogram) = self.seal_steps.borrow().as_ref() {
+            histogram.render(out, "visits_seal_step_duration_seconds", &pod_label);
+        }
+        sample(
+            out,
+            "visits_segments_sealed_total",
+            "counter",
+            "Segments this process sealed (SEGMENT_BYTES).",
+            &[(&pod_label, self.segments_sealed.get())],
+        );
     }
 }
 
