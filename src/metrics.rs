@@ -1,17 +1,20 @@
 //! `/metrics` in the Prometheus text exposition format (version 0.0.4): the series both
 //! components know from the log, and the pieces the server renders its own with.
 
-use crate::record::RECORD_LEN;
+use crate::store::Usage;
 use std::fmt::Write as _;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The replica's visit count, log size and, when known (`VOLUME_CAPACITY`), the volume's
-/// size, labelled with the pod. Count and size come from the file's size, so a scrape costs
-/// one `stat` whatever the log's length. Pod names are sanitized to [A-Za-z0-9._-], so they
+/// size, labelled with the pod. For the file log both come from one `stat`, whatever the
+/// log's length. Pod names are sanitized to [A-Za-z0-9._-], so they
 /// need no escaping inside the label's quotes.
-pub fn render(pod: &str, log_size_bytes: u64, volume_capacity: Option<u64>) -> String {
-    let visits = log_size_bytes / RECORD_LEN as u64;
+pub fn render(pod: &str, usage: Usage, volume_capacity: Option<u64>) -> String {
+    let Usage {
+        visits,
+        bytes: log_size_bytes,
+    } = usage;
     let mut out = String::new();
     let labels = format!("pod=\"{pod}\"");
     sample(
@@ -25,7 +28,7 @@ pub fn render(pod: &str, log_size_bytes: u64, volume_capacity: Option<u64>) -> S
         &mut out,
         "visits_log_size_bytes",
         "gauge",
-        "Size of this replica's visits.txt.",
+        "Size of this replica's store: visits.txt, or the SQLite database.",
         &[(&labels, log_size_bytes)],
     );
     if let Some(capacity) = volume_capacity {
@@ -91,15 +94,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_visits_from_the_size() {
-        let text = render("visits-0", 66, Some(1024));
+    fn renders_the_count_size_and_capacity() {
+        let usage = Usage {
+            visits: 2,
+            bytes: 66,
+        };
+        let text = render("visits-0", usage, Some(1024));
         assert!(
             text.contains("visits_total{pod=\"visits-0\"} 2\n"),
             "{text}"
         );
         assert!(text.contains("visits_log_size_bytes{pod=\"visits-0\"} 66\n"));
         assert!(text.contains("visits_volume_capacity_bytes{pod=\"visits-0\"} 1024\n"));
-        assert!(!render("p", 0, None).contains("capacity"));
+        let empty = Usage {
+            visits: 0,
+            bytes: 0,
+        };
+        assert!(!render("p", empty, None).contains("capacity"));
     }
 
     #[test]

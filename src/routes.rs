@@ -12,6 +12,7 @@ use crate::metrics;
 use crate::page::{self, VisitView};
 use crate::query::{requested_format, ListQuery};
 use crate::record;
+use crate::store::VisitStore;
 use crate::visit_log::{LogError, VisitLog};
 use chrono::{DateTime, FixedOffset};
 use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
@@ -109,19 +110,27 @@ pub async fn handle(request: &Request<RequestBody>, app: &App, host: &impl Host)
             let appended = host.append(line).await;
             visit_page(&line, appended, pod)
         }
-        Route::Visits => visits(request, app),
+        Route::Visits => visits(request, app, store_of(app, host)),
         Route::Health => text(StatusCode::OK, "ok\n".into(), pod),
         Route::Ready => match host.unready_reason() {
             Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n"), pod),
-            None => match app.log.check_writable() {
-                Ok(()) => text(StatusCode::OK, "ready\n".into(), pod),
-                Err(err) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{err}\n"), pod),
-            },
+            None => {
+                let store = store_of(app, host);
+                match store.check_writable() {
+                    // Which store serves: the Spin component may choose (VISIT_STORE).
+                    Ok(()) => text(
+                        StatusCode::OK,
+                        format!("ready: visits in {}\n", store.describe()),
+                        pod,
+                    ),
+                    Err(err) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{err}\n"), pod),
+                }
+            }
         },
         Route::Cluster => cluster_view(request, app, host).await,
-        Route::Metrics => match app.log.size_bytes() {
-            Ok(size) => {
-                let mut text = metrics::render(pod, size, app.config.volume_capacity);
+        Route::Metrics => match store_of(app, host).usage() {
+            Ok(usage) => {
+                let mut text = metrics::render(pod, usage, app.config.volume_capacity);
                 host.metrics(pod, &mut text);
                 respond(
                     StatusCode::OK,
@@ -203,14 +212,19 @@ fn visit_page(line: &[u8; record::RECORD_LEN], appended: Appended, pod: &str) ->
     }
 }
 
-fn visits(request: &Request<RequestBody>, app: &App) -> Response<Body> {
+/// The store the host reads from, or the app's file log.
+fn store_of<'a>(app: &'a App, host: &'a impl Host) -> &'a dyn VisitStore {
+    host.store().unwrap_or(&app.log)
+}
+
+fn visits(request: &Request<RequestBody>, app: &App, store: &dyn VisitStore) -> Response<Body> {
     let pod = app.config.pod_name.as_str();
     let query = match ListQuery::parse(request.uri().query().unwrap_or("")) {
         Ok(query) => query,
         Err(reason) => return text(StatusCode::BAD_REQUEST, format!("{reason}\n"), pod),
     };
     let format = requested_format(&query, request);
-    match app.log.records(query.tail) {
+    match store.records(query.tail) {
         Ok(records) => {
             let count = records.visit_count();
             let content_type = match format {
@@ -265,7 +279,9 @@ fn log_error(err: &LogError, pod: &str) -> Response<Body> {
     text(status, format!("{err}\n"), pod)
 }
 
-fn text(status: StatusCode, body: String, pod: &str) -> Response<Body> {
+/// A plain-text answer with the headers every answer carries; entry points use it for what
+/// they refuse before the handler runs.
+pub fn text(status: StatusCode, body: String, pod: &str) -> Response<Body> {
     respond(
         status,
         "text/plain; charset=utf-8",
