@@ -2,7 +2,8 @@
 //! (the host writes it where the runtime config says, e.g. on a Kubernetes claim, where
 //! containerd-shim-spin mounts `files` read-only). `VISIT_STORE` chooses (`file`, `sqlite`,
 //! `auto`: the file where `DATA_DIR` is preopened writable, else SQLite where a database is
-//! granted, else the file, whose error says why). It imports `fermyon:spin/sqlite`, which only
+//! granted, else the file, whose error says why). Settings are read from the WASI environment,
+//! then from Spin variables (see [`setting`]). It imports `fermyon:spin/sqlite`, which only
 //! Spin hosts provide, so it is a build of its own: `components/spin` stays `wasi:*` only.
 
 mod sqlite_store;
@@ -11,6 +12,7 @@ mod writable;
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_visits::cluster::PeerReport;
+use spin_visits::config::Config;
 use spin_visits::host::{Appended, Host};
 use spin_visits::record::{self, RECORD_LEN};
 use spin_visits::store::{Resolved, StoreChoice, VisitStore};
@@ -21,8 +23,8 @@ use std::rc::Rc;
 
 #[http_component]
 async fn handle(incoming: IncomingRequest, outparam: ResponseOutparam) {
-    let app = App::from_env();
-    let choice = match StoreChoice::from_env() {
+    let app = App::new(Config::from_lookup(setting));
+    let choice = match StoreChoice::parse(setting("VISIT_STORE").as_deref()) {
         Ok(choice) => choice,
         Err(reason) => {
             return refuse(
@@ -46,6 +48,17 @@ async fn handle(incoming: IncomingRequest, outparam: ResponseOutparam) {
             ),
         },
     }
+}
+
+/// A setting from the WASI environment (`environment` in spin.toml), else from the Spin
+/// variable of the same name in lower case: containerd-shim-spin gives a component none of
+/// the pod's env, but makes the pod's `SPIN_VARIABLE_POD_NAME` the variable `pod_name`, which
+/// the image's spin.toml passes to the component.
+fn setting(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.is_empty())
+        .or_else(|| spin_sdk::variables::get(&name.to_ascii_lowercase()).ok())
 }
 
 /// Visits in Spin's SQLite: each append is one `INSERT`, which SQLite serialises across

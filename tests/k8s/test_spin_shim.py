@@ -1,0 +1,219 @@
+"""The Spin component itself on a node: the rendered k8s/spin/ StatefulSet's pods as containers
+of a private containerd with containerd-shim-spin v0.24.0 (Spin 3.6.3; what the
+`wasmtime-spin-v2` RuntimeClass runs), each with its claim bind-mounted at /data and the
+ConfigMap's runtime-config.toml at /runtime-config.toml, as the kubelet mounts them. Visits go
+to Spin's SQLite database, which the Spin host writes on the claim.
+
+Each pod listens on its own loopback address (its pod IP); a hosts file stands in for the
+cluster DNS that names the headless Service's pods. Skips, saying why, where the shim is absent
+(CI puts ../shared/bin on PATH). Set SPIN_SHIM to a shim elsewhere."""
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import ROOT, kustomize, one, wait_until
+from node_runtime import (SPIN_RUNTIME, SPIN_SHIM, SPIN_SHIM_ENV, Containerd, build_image,
+                          common_port, downward_env, image_config, make_claim, pod_spec,
+                          shim_or_skip, write_hosts)
+
+IMAGE = "localhost/spin-visits-spin:node-test"
+SQLITE_WASM = ROOT / "target/wasm32-wasip2/release/spin_visits_sqlite.wasm"
+
+
+@pytest.fixture(scope="module")
+def spin_node(tmp_path_factory):
+    shim = shim_or_skip(SPIN_SHIM, SPIN_SHIM_ENV)
+    assert SQLITE_WASM.exists(), "build it first: scripts/tools.sh build_components"
+    work = tmp_path_factory.mktemp("spin-node")
+    archive = build_image(work, IMAGE, dockerfile="spin-image/Dockerfile")
+    containerd = Containerd(work / "containerd", shim, runtime=SPIN_RUNTIME)
+    try:
+        containerd.import_image(archive)
+        base_spec = json.loads(subprocess.run(["ctr", "oci", "spec"], check=True,
+                                              capture_output=True, text=True).stdout)
+        yield containerd, base_spec, image_config(archive)["Entrypoint"]
+    finally:
+        containerd.stop()
+
+
+@pytest.fixture(scope="module")
+def spin_rendered():
+    return kustomize(ROOT / "k8s" / "spin")
+
+
+@pytest.fixture
+def spin_cluster(spin_node, spin_rendered, tmp_path):
+    containerd, base_spec, entrypoint = spin_node
+    sts = one(spin_rendered, "StatefulSet")
+    config_map = one(spin_rendered, "ConfigMap")
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    fs_group = sts["spec"]["template"]["spec"]["securityContext"]["fsGroup"]
+    manifest_port = container["ports"][0]["containerPort"]
+    names = [f"{sts['metadata']['name']}-{i}" for i in range(sts["spec"]["replicas"])]
+    addresses = {name: f"127.0.21.{i + 1}" for i, name in enumerate(names)}
+    port = common_port(manifest_port, list(addresses.values()))
+    hosts = tmp_path / "hosts"
+    write_hosts(hosts, sts["spec"]["serviceName"], addresses)
+    # The ConfigMap's key, as the kubelet projects it for the subPath mount.
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "runtime-config")
+    runtime_config = tmp_path / "runtime-config.toml"
+    runtime_config.write_text(config_map["data"][mount["subPath"]])
+
+    class Cluster:
+        replicas = names
+        claim_owner = fs_group
+
+        def claim(self, name):
+            return tmp_path / f"data-{name}"
+
+        def address(self, name):
+            return f"{addresses[name]}:{port}"
+
+        def start(self, name, container_id=None):
+            claim = self.claim(name)
+            if not claim.exists():
+                make_claim(claim, fs_group)
+            env = downward_env(container, name)
+            env["SPIN_HTTP_LISTEN_ADDR"] = self.address(name)
+            env["SPIN_VARIABLE_PEERS"] = env["SPIN_VARIABLE_PEERS"].replace(f":{manifest_port}", f":{port}")
+            spec = pod_spec(base_spec, entrypoint, sts, name, claim, hosts, None, env=env)
+            spec["mounts"].append({"destination": mount["mountPath"], "type": "bind",
+                                   "source": str(runtime_config), "options": ["rbind", "ro"]})
+            pod = containerd.pod(spec, IMAGE, container_id or name, address=self.address(name))
+            pod.wait_listening()
+            return pod
+
+    yield Cluster()
+    for pod in containerd.pods:
+        pod.remove()
+
+
+def get(pod, path, timeout=10):
+    """The answer, header names in lower case."""
+    status, headers, body = pod.get(path, timeout=timeout)
+    return status, {name.lower(): value for name, value in headers.items()}, body
+
+
+def visit(pod):
+    return get(pod, "/")
+
+
+def shown_count(page):
+    start = page.index('id="visit-count">') + len('id="visit-count">')
+    return int(page[start:page.index("<", start)])
+
+
+def shown_time(page):
+    start = page.index('datetime="') + len('datetime="')
+    return page[start:start + 32]
+
+
+def listing(pod):
+    status, headers, body = get(pod, "/visits")
+    assert status == 200, body
+    lines = body.splitlines()
+    assert int(headers["x-visit-count"]) == len(lines), (headers, len(lines))
+    return lines
+
+
+def test_three_replicas_keep_their_visits_in_their_own_database(spin_cluster):
+    pods = {name: spin_cluster.start(name) for name in spin_cluster.replicas}
+    wanted = {"visits-0": 3, "visits-1": 5, "visits-2": 2}
+    shown = {}
+    for name, pod in pods.items():
+        status, headers, body = get(pod, "/readyz")
+        assert status == 200 and "SQLite" in body, body
+        for expected in range(1, wanted[name] + 1):
+            status, headers, body = visit(pod)
+            assert status == 200, body
+            assert headers["x-served-by"] == name
+            assert headers["cache-control"] == "no-store"
+            assert shown_count(body) == expected, body
+            shown.setdefault(name, []).append(shown_time(body))
+    for name, pod in pods.items():
+        assert listing(pod) == shown[name], name
+        claim = spin_cluster.claim(name)
+        assert (claim / "visits.db").exists(), sorted(os.listdir(claim))
+        assert not (claim / "visits.txt").exists(), "the SQLite store serves, not the file"
+        owner = (claim / "visits.db").stat()
+        assert (owner.st_uid, owner.st_gid) == (65532, 65532), "written as the pod's user"
+        status, headers, body = get(pod, "/metrics")
+        assert f'visits_total{{pod="{name}"}} {wanted[name]}' in body, body
+    # /visits/all from one replica: each peer by its stable name behind the headless Service.
+    status, headers, body = get(pods["visits-1"], "/visits/all?format=json")
+    assert status == 200, body
+    view = json.loads(body)
+    assert view["total"] == sum(wanted.values()), view
+    for replica in view["replicas"]:
+        assert replica["up"], replica
+        assert replica["count"] == wanted[replica["pod"]], replica
+        assert replica["last"] == shown[replica["pod"]][-5:], replica
+
+
+def concurrent_visits(pod, clients, per_client, stop=None):
+    """Visits from `clients` threads; returns (answered pages, failures)."""
+    answered, failures, lock = [], [], threading.Lock()
+
+    def client():
+        for _ in range(per_client):
+            if stop is not None and stop.is_set():
+                return
+            try:
+                status, headers, body = get(pod, "/", timeout=10)
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as error:
+                with lock:
+                    failures.append(repr(error))
+                continue
+            with lock:
+                (answered if status == 200 else failures).append(body if status == 200 else status)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    return threads, answered, failures
+
+
+def test_concurrent_visits_get_exact_counts(spin_cluster):
+    pod = spin_cluster.start("visits-0")
+    threads, answered, failures = concurrent_visits(pod, clients=8, per_client=40)
+    for thread in threads:
+        thread.join()
+    assert not failures, failures[:5]
+    counts = sorted(shown_count(page) for page in answered)
+    assert counts == list(range(1, 321)), "every count once: SQLite serialises the instances"
+    assert sorted(listing(pod)) == sorted(shown_time(page) for page in answered)
+
+
+def test_a_killed_shim_loses_no_answered_visit_and_a_restart_keeps_them(spin_cluster):
+    name = "visits-2"
+    pod = spin_cluster.start(name)
+    stop = threading.Event()
+    threads, answered, failures = concurrent_visits(pod, clients=8, per_client=10_000, stop=stop)
+    if not wait_until(lambda: len(answered) >= 300, seconds=60):
+        stop.set()
+        pytest.fail(f"300 visits not answered in 60 s: {len(answered)}, failures {failures[:5]}")
+    # kill -9 of the task: the Spin host and every instance in it, mid-visit.
+    os.kill(pod.task_pid(), signal.SIGKILL)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    acknowledged = [shown_time(page) for page in answered]
+    pod.remove()
+    again = spin_cluster.start(name, container_id=f"{name}-again")
+    kept = listing(again)
+    assert set(acknowledged) <= set(kept), f"lost: {sorted(set(acknowledged) - set(kept))[:5]}"
+    # Every count shown was a row's id, each once; the rows are exactly 1..n.
+    counts = sorted(shown_count(page) for page in answered)
+    assert len(set(counts)) == len(counts) and counts[-1] <= len(kept), counts[-5:]
+    status, _, body = get(again, "/")
+    assert status == 200 and shown_count(body) == len(kept) + 1, body
+    print(f"SPIN_SHIM: {len(acknowledged)} answered before kill -9, {len(kept)} in the database, "
+          f"{len(failures)} cut off by the kill")
