@@ -5,9 +5,9 @@ runtime-class-manager Shim, so the pieces refer to each other correctly."""
 import tomllib
 
 import pytest
-from test_manifests import K8S_VERSION, validate_strictly  # noqa: F401
+from test_manifests import strip_tooling_labels, validate_strictly
 
-from conftest import ROOT, kustomize, one
+from conftest import ROOT, kustomize, one, render_chart
 
 SPIN_TOML = tomllib.loads((ROOT / "spin-image/spin.toml").read_text())
 DOCKERFILE = (ROOT / "spin-image/Dockerfile").read_text()
@@ -35,6 +35,7 @@ def test_validates_strictly(spin_rendered, tmp_path):
     assert sorted(o["kind"] for o in spin_rendered) == [
         "ConfigMap", "NetworkPolicy", "PodDisruptionBudget", "Service", "Service", "StatefulSet"]
     validate_strictly(spin_rendered, tmp_path, "k8s-spin")
+    validate_strictly(render_chart({"component": "spin"}), tmp_path, "chart-spin")
 
 
 def test_runs_on_the_spin_shims_runtime_class(spin_rendered, runtime_class_objects):
@@ -100,8 +101,9 @@ def test_peers_are_every_replica_behind_the_headless_service_and_allowed(spin_re
     peers = env["SPIN_VARIABLE_PEERS"]["value"].split(",")
     name, service = sts["metadata"]["name"], sts["spec"]["serviceName"]
     assert peers == [f"{name}-{i}.{service}:{http_port}" for i in range(sts["spec"]["replicas"])]
+    assert env["SPIN_VARIABLE_PEER_SERVICE"]["value"] == f"{service}:{http_port}"
     assert SPIN_TOML["component"]["visits"]["allowed_outbound_hosts"] == \
-        [f"http://*.{service}:{http_port}"]
+        ["http://*.{{ peer_service }}"]
 
 
 def test_probes_and_the_restricted_profile(spin_rendered):
@@ -117,3 +119,21 @@ def test_probes_and_the_restricted_profile(spin_rendered):
     assert sc["capabilities"] == {"drop": ["ALL"]}
     assert sc["readOnlyRootFilesystem"] is True
     assert "memory" in container["resources"]["limits"]
+
+
+def test_the_chart_switch_renders_k8s_spin(spin_rendered):
+    """`component: spin` gives the same objects as k8s/spin/, field for field (the runtime
+    config's text included); only the labels that name the tool differ."""
+    chart = render_chart({"component": "spin"})
+    assert strip_tooling_labels(chart) == strip_tooling_labels(spin_rendered)
+
+
+def test_the_chart_switch_follows_the_name_replicas_and_port():
+    objects = render_chart({"component": "spin", "replicas": 2, "containerPort": 9000,
+                            "fullnameOverride": "lab"})
+    env = env_of(container_of(objects))
+    assert env["SPIN_VARIABLE_PEERS"]["value"] == "lab-0.lab-headless:9000,lab-1.lab-headless:9000"
+    assert env["SPIN_VARIABLE_PEER_SERVICE"]["value"] == "lab-headless:9000"
+    assert env["SPIN_HTTP_LISTEN_ADDR"]["value"] == "0.0.0.0:9000"
+    volume = pod_of(objects)["volumes"][0]
+    assert volume["configMap"]["name"] == one(objects, "ConfigMap")["metadata"]["name"]

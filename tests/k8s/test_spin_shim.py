@@ -83,7 +83,8 @@ def spin_cluster(spin_node, spin_rendered, tmp_path):
                 make_claim(claim, fs_group)
             env = downward_env(container, name)
             env["SPIN_HTTP_LISTEN_ADDR"] = self.address(name)
-            env["SPIN_VARIABLE_PEERS"] = env["SPIN_VARIABLE_PEERS"].replace(f":{manifest_port}", f":{port}")
+            for variable in ("SPIN_VARIABLE_PEERS", "SPIN_VARIABLE_PEER_SERVICE"):
+                env[variable] = env[variable].replace(f":{manifest_port}", f":{port}")
             spec = pod_spec(base_spec, entrypoint, sts, name, claim, hosts, None, env=env)
             spec["mounts"].append({"destination": mount["mountPath"], "type": "bind",
                                    "source": str(runtime_config), "options": ["rbind", "ro"]})
