@@ -38,7 +38,7 @@ async fn handle(incoming: IncomingRequest, outparam: ResponseOutparam) {
     let dir_writable = writable::is_preopened_writable(&app.config.data_dir);
     match choice.resolve(dir_writable, sqlite_store::is_granted) {
         Resolved::File => serve(incoming, outparam, &app, &FileHost(&app.log)).await,
-        Resolved::Sqlite => match SqliteStore::open() {
+        Resolved::Sqlite => match SqliteStore::open(app.config.append_fsync) {
             Ok(store) => serve(incoming, outparam, &app, &SqliteHost(store)).await,
             Err(err) => refuse(
                 outparam,
