@@ -218,3 +218,37 @@ def test_a_killed_shim_loses_no_answered_visit_and_a_restart_keeps_them(spin_clu
     assert status == 200 and shown_count(body) == len(kept) + 1, body
     print(f"SPIN_SHIM: {len(acknowledged)} answered before kill -9, {len(kept)} in the database, "
           f"{len(failures)} cut off by the kill")
+
+
+def test_sigterm_under_load_stops_at_once_and_keeps_every_answered_visit(spin_cluster):
+    """What a rollout costs on this shim: the kubelet's SIGTERM (there is no preStop drain a
+    Spin app could serve) stops the shim at once; visits in flight are cut, not answered, and
+    every answered one is kept."""
+    name = "visits-1"
+    pod = spin_cluster.start(name)
+    stop = threading.Event()
+    threads, answered, failures = concurrent_visits(pod, clients=8, per_client=10_000, stop=stop)
+    if not wait_until(lambda: len(answered) >= 200, seconds=60):
+        stop.set()
+        pytest.fail(f"200 visits not answered in 60 s: {len(answered)}, failures {failures[:5]}")
+    before = len(answered), len(failures)
+    signalled = time.monotonic()
+    pod.containerd.ctr("task", "kill", "-s", "SIGTERM", pod.id)
+    stopped = wait_until(lambda: "STOPPED" in pod.containerd.ctr("task", "ls").stdout, seconds=30)
+    took = time.monotonic() - signalled
+    time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert stopped, "the shim did not stop within 30 s of SIGTERM"
+    acknowledged = [shown_time(page) for page in answered]
+    pod.remove()
+    again = spin_cluster.start(name, container_id=f"{name}-again")
+    kept = listing(again)
+    assert set(acknowledged) <= set(kept), f"lost: {sorted(set(acknowledged) - set(kept))[:5]}"
+    after = failures[before[1]:]
+    refused = sum("Connection refused" in str(failure) for failure in after)
+    print(f"SPIN_SHIM_SIGTERM: stopped {took:.2f} s after SIGTERM; after it {len(answered) - before[0]} "
+          f"visits answered, {len(after) - refused} requests cut in flight, {refused} refused "
+          f"(8 clients retrying until the endpoint would leave the Service); {len(acknowledged)} "
+          f"answered in all, all kept ({len(kept)} rows)")
