@@ -77,7 +77,8 @@ def spin_cluster(spin_node, spin_rendered, tmp_path):
         def address(self, name):
             return f"{addresses[name]}:{port}"
 
-        def start(self, name, container_id=None):
+        def start(self, name, container_id=None, spin_toml=None, claim_read_only=False):
+            """`spin_toml`: a manifest mounted over the image's /spin.toml."""
             claim = self.claim(name)
             if not claim.exists():
                 make_claim(claim, fs_group)
@@ -85,9 +86,13 @@ def spin_cluster(spin_node, spin_rendered, tmp_path):
             env["SPIN_HTTP_LISTEN_ADDR"] = self.address(name)
             for variable in ("SPIN_VARIABLE_PEERS", "SPIN_VARIABLE_PEER_SERVICE"):
                 env[variable] = env[variable].replace(f":{manifest_port}", f":{port}")
-            spec = pod_spec(base_spec, entrypoint, sts, name, claim, hosts, None, env=env)
+            spec = pod_spec(base_spec, entrypoint, sts, name, claim, hosts, None, env=env,
+                            claim_read_only=claim_read_only)
             spec["mounts"].append({"destination": mount["mountPath"], "type": "bind",
                                    "source": str(runtime_config), "options": ["rbind", "ro"]})
+            if spin_toml:
+                spec["mounts"].append({"destination": "/spin.toml", "type": "bind",
+                                       "source": str(spin_toml), "options": ["rbind", "ro"]})
             pod = containerd.pod(spec, IMAGE, container_id or name, address=self.address(name))
             pod.wait_listening()
             return pod
@@ -182,15 +187,24 @@ def concurrent_visits(pod, clients, per_client, stop=None):
     return threads, answered, failures
 
 
-def test_concurrent_visits_get_exact_counts(spin_cluster):
+def test_concurrent_visits_get_exact_counts_and_list_in_order(spin_cluster):
+    """8 clients, 2 160 visits: more than one page (2 000 rows) of /visits."""
     pod = spin_cluster.start("visits-0")
-    threads, answered, failures = concurrent_visits(pod, clients=8, per_client=40)
+    threads, answered, failures = concurrent_visits(pod, clients=8, per_client=270)
     for thread in threads:
         thread.join()
     assert not failures, failures[:5]
     counts = sorted(shown_count(page) for page in answered)
-    assert counts == list(range(1, 321)), "every count once: SQLite serialises the instances"
-    assert sorted(listing(pod)) == sorted(shown_time(page) for page in answered)
+    assert counts == list(range(1, 2161)), "every count once: SQLite serialises the instances"
+    # In the order recorded: each visit's line is at its count.
+    by_count = {shown_count(page): shown_time(page) for page in answered}
+    lines = listing(pod)
+    assert lines == [by_count[n] for n in range(1, 2161)]
+    status, headers, body = get(pod, "/visits?tail=3")
+    assert body.splitlines() == lines[-3:] and headers["x-visit-count"] == "2160"
+    status, headers, body = get(pod, "/visits?format=json&tail=2001")
+    view = json.loads(body)
+    assert view["count"] == 2160 and view["visits"] == lines[-2001:]
 
 
 def test_a_killed_shim_loses_no_answered_visit_and_a_restart_keeps_them(spin_cluster):
@@ -252,3 +266,38 @@ def test_sigterm_under_load_stops_at_once_and_keeps_every_answered_visit(spin_cl
           f"visits answered, {len(after) - refused} requests cut in flight, {refused} refused "
           f"(8 clients retrying until the endpoint would leave the Service); {len(acknowledged)} "
           f"answered in all, all kept ({len(kept)} rows)")
+
+
+@pytest.mark.parametrize("setting, serves", [
+    # No VISIT_STORE: auto. The shim preopens no writable DATA_DIR, the database is granted.
+    (None, "SQLite"),
+    # The file store where the shim gives no /data: every visit a 503 that says so.
+    ("file", "does not exist"),
+])
+def test_visit_store_chooses_on_the_shim(spin_cluster, tmp_path, setting, serves):
+    image_toml = (ROOT / "spin-image/spin.toml").read_text()
+    assert image_toml.count('environment = { VISIT_STORE = "sqlite" }') == 1
+    replacement = f'environment = {{ VISIT_STORE = "{setting}" }}' if setting else "environment = {}"
+    spin_toml = tmp_path / "spin.toml"
+    spin_toml.write_text(image_toml.replace('environment = { VISIT_STORE = "sqlite" }', replacement))
+    pod = spin_cluster.start("visits-0", spin_toml=spin_toml)
+    status, _, body = get(pod, "/readyz")
+    assert serves in body, body
+    status, headers, body = visit(pod)
+    if setting is None:
+        assert status == 200 and shown_count(body) == 1, body
+        assert (spin_cluster.claim("visits-0") / "visits.db").exists()
+    else:
+        assert status == 503 and serves in body, body
+        assert headers["x-served-by"] == "visits-0"
+
+
+def test_a_read_only_claim_is_a_503_with_sqlites_reason(spin_cluster):
+    pod = spin_cluster.start("visits-1", claim_read_only=True)
+    status, headers, body = get(pod, "/readyz")
+    assert status == 503 and "SQLite" in body, body
+    status, headers, body = visit(pod)
+    assert status >= 500 and "SQLite" in body, (status, body)
+    assert headers["x-served-by"] == "visits-1" and headers["cache-control"] == "no-store"
+    assert list(spin_cluster.claim("visits-1").iterdir()) == [], "nothing was written"
+    assert get(pod, "/healthz")[0] == 200
