@@ -77,8 +77,10 @@ def spin_cluster(spin_node, spin_rendered, tmp_path):
         def address(self, name):
             return f"{addresses[name]}:{port}"
 
-        def start(self, name, container_id=None, spin_toml=None, claim_read_only=False):
-            """`spin_toml`: a manifest mounted over the image's /spin.toml."""
+        def start(self, name, container_id=None, spin_toml=None, claim_read_only=False,
+                  extra_peers=()):
+            """`spin_toml`: a manifest mounted over the image's /spin.toml; `extra_peers`:
+            host:port entries added to the manifest's PEERS."""
             claim = self.claim(name)
             if not claim.exists():
                 make_claim(claim, fs_group)
@@ -86,6 +88,7 @@ def spin_cluster(spin_node, spin_rendered, tmp_path):
             env["SPIN_HTTP_LISTEN_ADDR"] = self.address(name)
             for variable in ("SPIN_VARIABLE_PEERS", "SPIN_VARIABLE_PEER_SERVICE"):
                 env[variable] = env[variable].replace(f":{manifest_port}", f":{port}")
+            env["SPIN_VARIABLE_PEERS"] = ",".join([env["SPIN_VARIABLE_PEERS"], *extra_peers])
             spec = pod_spec(base_spec, entrypoint, sts, name, claim, hosts, None, env=env,
                             claim_read_only=claim_read_only)
             spec["mounts"].append({"destination": mount["mountPath"], "type": "bind",
@@ -131,7 +134,11 @@ def listing(pod):
 
 
 def test_three_replicas_keep_their_visits_in_their_own_database(spin_cluster):
-    pods = {name: spin_cluster.start(name) for name in spin_cluster.replicas}
+    # visits-1 also lists a replica by address, outside allowed_outbound_hosts: Spin refuses
+    # to call it, and the view shows it down with Spin's reason.
+    outsider = spin_cluster.address("visits-0")
+    pods = {name: spin_cluster.start(name, extra_peers=[outsider] if name == "visits-1" else [])
+            for name in spin_cluster.replicas}
     wanted = {"visits-0": 3, "visits-1": 5, "visits-2": 2}
     shown = {}
     for name, pod in pods.items():
@@ -158,6 +165,10 @@ def test_three_replicas_keep_their_visits_in_their_own_database(spin_cluster):
     assert status == 200, body
     view = json.loads(body)
     assert view["total"] == sum(wanted.values()), view
+    denied = view["replicas"].pop()
+    assert denied["peer"] == outsider and not denied["up"], denied
+    assert "denied" in json.dumps(denied).lower(), denied
+    assert len(view["replicas"]) == 3
     for replica in view["replicas"]:
         assert replica["up"], replica
         assert replica["count"] == wanted[replica["pod"]], replica
