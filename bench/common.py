@@ -180,6 +180,24 @@ def prefill(data_dir, lines):
         log.write(RECORD * (lines % 100_000))
 
 
+def versions():
+    """What produced the figures: this checkout, the compiler and the node shims."""
+    def first_line(*command):
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+            return (done.stdout or done.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "not found"
+    commit = first_line("git", "-C", str(ROOT), "describe", "--always", "--dirty")
+    try:
+        shim = subprocess.run(["containerd-shim-wasmtime-v1", "-v"], capture_output=True, text=True,
+                              timeout=30).stdout
+        shim = " ".join(line.strip() for line in shim.splitlines()[1:] if line.strip())
+    except OSError:
+        shim = "not found"
+    return f"spin-visits {commit}; {first_line('rustc', '-V')}; containerd-shim-wasmtime-v1 ({shim})"
+
+
 def machine():
     cpu = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -190,33 +208,3 @@ def machine():
     return f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}; {wasmtime}"
 
 
-def splice(text, heading, section, notes):
-    """BENCHMARKS.md's text with the section under `heading` replaced by `section` (or put
-    before the targets), and the notes (bench/notes.md, which run.py appends last) refreshed."""
-    start = text.find(heading)
-    if start >= 0:
-        end = text.find("\n## ", start + len(heading))
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        at = text.index("## Targets")
-        text = text[:at] + section + text[at:]
-    notes_start = text.find(notes.splitlines()[0])
-    if notes_start >= 0:
-        text = text[:notes_start] + notes
-    return text
-
-
-def update_targets(text, checks):
-    """The targets table with the rows of `checks` replaced, or added at its end when new."""
-    start = text.index("## Targets")
-    end = text.find("\n## ", start + 1)
-    end = len(text) if end < 0 else end + 1
-    rows = text[start:end].rstrip("\n").split("\n")
-    for target, measured, met in checks:
-        row = f"| {target} | {measured} | {'yes' if met else '**no**'} |"
-        at = next((i for i, line in enumerate(rows) if line.startswith(f"| {target} |")), None)
-        if at is None:
-            rows.append(row)
-        else:
-            rows[at] = row
-    return text[:start] + "\n".join(rows) + "\n\n" + text[end:]

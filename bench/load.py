@@ -1,7 +1,7 @@
 """Load on one replica: connection scaling, idle connections, the durability policy, and the
 replica as deployed.
 
-Run by bench/run.py after its own steps (or alone: `python3 bench/run.py --only load [--write]`).
+Run by bench/run.py after its own steps (or alone: `python3 bench/run.py --only load`, which prints the sections).
 Each figure comes from a fresh server on an empty log; the targets take turns run by run
 (alternating rounds), so a busy minute on this shared machine falls on all of them. Targets: the
 server component under `wasmtime run`, the same image under runwasi's wasmtime shim as released

@@ -32,7 +32,7 @@ import load
 import spin_trigger
 import visit_path
 from common import (CHECKS, FULL_VOLUME_LINES, ROOT, SERVER_WASM, SPIN_WASM, WASMTIME, machine,
-                    prefill, server_target, spin_target, splice, spread, update_targets, wrk)
+                    prefill, server_target, spin_target, spread, versions, wrk)
 
 
 def log_growth(args, report):
@@ -132,37 +132,6 @@ def size_and_start(args, report):
     report.append("")
 
 
-def write_load(args, report):
-    """The load sections of this run spliced into --out, their targets replaced (rows of the old
-    single-shim name dropped), bench/notes.md refreshed."""
-    out = Path(args.out)
-    text, notes = out.read_text(), (ROOT / "bench" / "notes.md").read_text()
-    parts, current = {}, None
-    for line in report:
-        if line.startswith("## "):
-            current = line.split(".")[0][3:]
-            parts[current] = []
-        parts[current].append(line)
-    for key, lines in parts.items():
-        text = splice(text, load.HEADINGS[key], "\n".join(lines) + "\n", notes)
-    text = "\n".join(line for line in text.split("\n")
-                     if not line.startswith("| server component (runwasi shim):"))
-    text = update_targets(text, CHECKS)
-    command = shlex.join(["python3", "bench/run.py", *sys.argv[1:]])
-    stamp = f"Sections {', '.join(parts)} written by `{command}` on " \
-            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC."
-    lines = text.split("\n")
-    at = next((i for i, line in enumerate(lines) if line.startswith("Sections ") and "bench/run.py --only load" in line), None)
-    if at is None:
-        at = next(i for i, line in enumerate(lines) if line.startswith("Machine:"))
-        lines.insert(at + 1, "")
-        lines.insert(at + 1, stamp)
-    else:
-        lines[at] = stamp
-    out.write_text("\n".join(lines))
-    print(f"wrote {out}")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="length of each visit-path run")
@@ -172,8 +141,6 @@ def main():
     parser.add_argument("--sections", default="6789",
                         help="with --only load: which load sections (6 connections, 7 idle, 8 durability, "
                              "9 as deployed), e.g. 89")
-    parser.add_argument("--write", action="store_true",
-                        help="with --only load: splice the sections and their targets into --out")
     args = parser.parse_args()
     if args.only == "load":
         report = []
@@ -181,15 +148,17 @@ def main():
         print("\n".join(report))
         for target, measured, met in CHECKS:
             print(f"{'met' if met else 'MISSED'}: {target}: {measured}")
-        if args.write:
-            write_load(args, report)
         return
 
     report = [
         "# Benchmarks\n",
         f"Written by `{os.environ.get('BENCH_COMMAND') or shlex.join(['python3', 'bench/run.py', *sys.argv[1:]])}` on "
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.\n",
-        f"Machine: {machine()}. Load: wrk on the same machine, loopback only.\n",
+        f"Machine: {machine()}. Load: wrk on the same machine, loopback only; load average "
+        f"{os.getloadavg()[0]:.1f} at the start.\n",
+        f"Versions: {versions()}.\n",
+        "Every figure below comes from this one run. What they mean, where targets are missed and "
+        "why: [bench/notes.md](bench/notes.md).\n",
         "Runtime settings: the Spin component on `wasmtime serve -O pooling-allocator=y` (a fresh instance "
         "per request, the default for WASI 0.2 components); the server component on `wasmtime run` (one "
         "long-lived instance); the native baseline is the crate's own handler behind hyper on a "
@@ -212,7 +181,6 @@ def main():
     for target, measured, met in CHECKS:
         report.append(f"| {target} | {measured} | {'yes' if met else '**no**'} |")
     report.append("")
-    report.append((ROOT / "bench" / "notes.md").read_text())
     Path(args.out).write_text("\n".join(report))
     print(f"wrote {args.out}")
 

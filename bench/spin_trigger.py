@@ -25,7 +25,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from common import (NATIVE_TARGET, ROOT, WrkRun, cpu_seconds, free_port, machine, spin_target, splice,
+from common import (NATIVE_TARGET, ROOT, WrkRun, cpu_seconds, free_port, machine, spin_target,
                     spread, wait_for_200, without_backtraces)
 
 HEADING = "## 5. The Spin component under Spin's HTTP trigger"
@@ -178,7 +178,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure")
-    parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     args = parser.parse_args()
     report = []
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -189,10 +188,8 @@ def main():
     report.insert(1, f"Measured on its own by `{command}` on {started}. Machine: {machine()}; "
                      f"load average {load:.1f} when it started. Compare within this section: "
                      "every row here comes from this one run.\n")
-    notes = (ROOT / "bench" / "notes.md").read_text()
-    out = Path(args.out)
-    out.write_text(splice(out.read_text(), HEADING, "\n".join(report) + "\n", notes))
-    print(f"wrote the section into {out}")
+    # Printed, not written into BENCHMARKS.md, which holds one whole run of scripts/bench.sh.
+    print("\n".join(report))
 
 
 if __name__ == "__main__":

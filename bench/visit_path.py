@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 from common import (CHECKS, NATIVE_TARGET, PYTHON_TARGET, ROOT, Target, WrkRun, cpu_seconds, machine,
-                    minimal_target, serve_command, server_target, spin_target, splice, spread,
-                    update_targets, without_backtraces, wrk)
+                    minimal_target, serve_command, server_target, spin_target, spread,
+                    without_backtraces, wrk)
 
 HEADING = "## 1. Visit path: `GET /` (appends a line), 16 connections"
 # The Spin component's floor: what a visit costs any component instantiated per request.
@@ -142,7 +142,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
     parser.add_argument("--runs", type=int, default=3, help="runs (rounds) per figure")
-    parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--also", action="append", type=Path, default=[], metavar="WASM",
                         help="another build of the Spin component for the alternating rounds")
     parser.add_argument("--compare-only", action="store_true",
@@ -163,13 +162,10 @@ def main():
     report.insert(1, f"Measured on its own by `{command}` on {started}, after the rest of this file. "
                      f"Machine: {machine()}; load average {load:.1f} when it started. Compare within "
                      "this section: every row here comes from this one run.\n")
+    # Printed, not written into BENCHMARKS.md, which holds one whole run of scripts/bench.sh.
+    print("\n".join(report))
     for target, measured, met in CHECKS:
         print(f"{'met' if met else 'MISSED'}: {target}: {measured}")
-    out = Path(args.out)
-    notes = (ROOT / "bench" / "notes.md").read_text()
-    text = splice(out.read_text(), HEADING, "\n".join(report) + "\n", notes)
-    out.write_text(update_targets(text, CHECKS))
-    print(f"wrote the section into {out}")
 
 
 if __name__ == "__main__":

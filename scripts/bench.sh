@@ -4,10 +4,12 @@
 # bench/load.py: wasmtime run, runwasi's release shim (wasmtime 27) and main's (36), native, and
 # section 9 as deployed: the manifest's limits as a cgroup and fd 1024:1024).
 # Arguments go to bench/run.py (e.g. --seconds 5 --runs 1 for a quick look; `--only load
-# --sections 89 --write` reruns load sections 8 and 9 alone into BENCHMARKS.md).
+# --sections 89` runs load sections 8 and 9 alone and prints them). BENCHMARKS.md is only ever
+# one whole run; the analysis of its figures is bench/notes.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
+need_test_tools
 # runwasi's wasmtime shim (the 0.6.0 release; runwasi-main/ beside it), for the node-runtime
 # rows (bench/node.py), as .ci/run does.
 if [ -d ../shared/bin ]; then
@@ -15,11 +17,8 @@ if [ -d ../shared/bin ]; then
   export PATH
 fi
 need_apt wrk buildah containerd
-if [ "$(cat "$TOOLS_DIR/.bench-installed" 2>/dev/null)" != "flask==3.1.2 waitress==3.0.2" ]; then
-  say "installing Flask and waitress for the seed-style baseline"
-  "$TOOLS_DIR/bin/pip" install --quiet --disable-pip-version-check flask==3.1.2 waitress==3.0.2 >&2
-  echo "flask==3.1.2 waitress==3.0.2" > "$TOOLS_DIR/.bench-installed"
-fi
+# Flask and waitress run the seed-style baseline.
+pip_set bench flask==3.1.2 waitress==3.0.2
 build_components
 say "building the native baseline"
 cargo build --profile bench-native -p spin-visits-native >&2

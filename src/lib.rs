@@ -7,6 +7,7 @@
 //! - [`listing`], [`page`], [`metrics`], [`cluster`]: what `/visits`, `/`, `/metrics` and
 //!   `/visits/all` answer, as text;
 //! - [`config`], [`server_config`]: settings from the WASI environment;
+//! - [`presence`]: whether another server writes the same data directory;
 //! - [`routes`]: the one async HTTP handler, `http::Request` in, `http::Response` out;
 //! - [`store`]: what the handler reads visits through: the file log, or a store an entry
 //!   point brings (the Spin component's SQLite), and `VISIT_STORE`'s choice between them;
@@ -21,6 +22,7 @@ pub mod host;
 pub mod listing;
 pub mod metrics;
 pub mod page;
+pub mod presence;
 mod query;
 pub mod record;
 pub mod routes;

@@ -3,7 +3,7 @@
 //! peers' answers) it asks of the entry point's [`Host`]; each entry point only converts
 //! types and pumps the body.
 
-pub use crate::body::{Body, RequestBody};
+use crate::body::{Body, RequestBody};
 use crate::cluster;
 use crate::config::Config;
 use crate::host::{Appended, Host};
@@ -271,9 +271,10 @@ async fn cluster_view(
 fn log_error(err: &LogError, pod: &str) -> Response<Body> {
     let status = match err {
         LogError::Full(_) => StatusCode::INSUFFICIENT_STORAGE,
-        LogError::MissingDirectory(_) | LogError::ReadOnly(_) | LogError::OutOfDescriptors(_) => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        LogError::MissingDirectory(_)
+        | LogError::ReadOnly(_)
+        | LogError::PermissionDenied(_)
+        | LogError::OutOfDescriptors(_) => StatusCode::SERVICE_UNAVAILABLE,
         LogError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     };
     text(status, format!("{err}\n"), pod)

@@ -52,7 +52,7 @@ pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: u64 = 20;
 
 impl ServerConfig {
     pub fn from_env() -> Result<Self, String> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(crate::config::env_var)
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {

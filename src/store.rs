@@ -83,7 +83,11 @@ pub enum StoreChoice {
 
 impl StoreChoice {
     pub fn from_env() -> Result<Self, String> {
-        Self::parse(std::env::var("VISIT_STORE").ok().as_deref())
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        Self::parse(lookup("VISIT_STORE").as_deref())
     }
 
     /// Unset or empty is `auto`.

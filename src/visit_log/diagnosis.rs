@@ -3,8 +3,8 @@
 //! is created (refused when read-only) and filled (refused when full).
 //!
 //! Each probe has a name of its own (Spin runs an instance per request, so `/readyz` probes
-//! can overlap), and a crash can leave one behind; so can earlier versions' twin locks. Every
-//! probe first removes such leftovers once they are old enough to be nobody's.
+//! can overlap), and a crash can leave one behind. Every probe first removes such leftovers
+//! once they are old enough to be nobody's.
 
 use super::{LogError, VisitLog};
 use crate::record::RECORD_LEN;
@@ -15,12 +15,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 /// Probe files are this and a random suffix; written and removed by the probe, never read.
-/// The bare name is what earlier versions used for every probe.
-pub(super) const PROBE_PREFIX: &str = ".visits.txt.probe";
-/// Earlier versions' per-visit twin locks (`.visits.txt.lock-20231118175426913511`).
-const OLD_LOCK_PREFIX: &str = ".visits.txt.lock-";
-/// A probe lives for one create, write and sync, an old lock for under a second: older than
-/// this, the file was left by a crash.
+pub(super) const PROBE_PREFIX: &str = ".visits.txt.probe-";
+/// A probe lives for one create, write and sync: older than this, it was left by a crash.
 pub(super) const LEFTOVER_AGE: Duration = Duration::from_secs(60);
 
 impl VisitLog {
@@ -110,6 +106,12 @@ impl VisitLog {
                     LogError::OutOfDescriptors(self.dir.clone()),
                 ))
             }
+            Err(err) if is_access_denied(&err) => {
+                return Err((
+                    ProbeStep::Create,
+                    LogError::PermissionDenied(self.dir.clone()),
+                ))
+            }
             Err(_) => return Err((ProbeStep::Create, LogError::ReadOnly(self.dir.clone()))),
         };
         let filled = file
@@ -140,7 +142,7 @@ impl VisitLog {
                 .map_or(0, |since| since.as_nanos());
             // RandomState's keys come from the host's randomness and change with every call.
             let suffix = RandomState::new().hash_one(nanos);
-            let probe = self.dir.join(format!("{PROBE_PREFIX}-{suffix:016x}"));
+            let probe = self.dir.join(format!("{PROBE_PREFIX}{suffix:016x}"));
             match OpenOptions::new().write(true).create_new(true).open(&probe) {
                 Err(err) if err.kind() == ErrorKind::AlreadyExists && attempts < 3 => attempts += 1,
                 opened => return opened.map(|file| (probe, file)),
@@ -148,8 +150,7 @@ impl VisitLog {
         }
     }
 
-    /// Removes probe files and old twin locks older than [`LEFTOVER_AGE`]: what a crash
-    /// left. Best effort: a file that cannot be read or removed is left for the next probe.
+    /// Removes probe files older than [`LEFTOVER_AGE`]: what a crash left. Best effort: a file that cannot be read or removed is left for the next probe.
     fn remove_leftovers(&self) {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return;
@@ -158,7 +159,7 @@ impl VisitLog {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if !(name.starts_with(PROBE_PREFIX) || name.starts_with(OLD_LOCK_PREFIX)) {
+            if !name.starts_with(PROBE_PREFIX) {
                 continue;
             }
             let old = entry
@@ -190,6 +191,16 @@ fn is_out_of_descriptors(err: &io::Error) -> bool {
         (24, 23)
     };
     matches!(err.raw_os_error(), Some(code) if code == emfile || code == enfile)
+}
+
+/// EACCES: the directory's owner and mode refuse this user (WASI's `access`; on Linux 13,
+/// through WASI 2). A read-only mount is EROFS (`read-only`), and a host that grants the
+/// directory without write permission, as Spin does for `files`, says EPERM
+/// (`not-permitted`); both are taken as read-only. `ErrorKind` alone cannot tell EACCES from
+/// EPERM.
+fn is_access_denied(err: &io::Error) -> bool {
+    let eacces = if cfg!(target_os = "wasi") { 2 } else { 13 };
+    err.raw_os_error() == Some(eacces)
 }
 
 fn is_out_of_space(err: &io::Error) -> bool {
@@ -238,14 +249,8 @@ mod tests {
             let file = File::create(dir.path().join(name)).unwrap();
             file.set_modified(modified).unwrap();
         };
-        // What a crash leaves: probes of this version and the last, and old twin locks.
-        for name in [
-            ".visits.txt.probe",
-            ".visits.txt.probe-00c0ffee00c0ffee",
-            ".visits.txt.lock-20231118175426913511",
-        ] {
-            plant(name, long_ago);
-        }
+        // What a crash leaves: a probe.
+        plant(".visits.txt.probe-00c0ffee00c0ffee", long_ago);
         // A probe in progress elsewhere, and a file that is not ours.
         plant(".visits.txt.probe-0123456789abcdef", SystemTime::now());
         plant("notes.txt", long_ago);

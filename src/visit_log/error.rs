@@ -9,8 +9,10 @@ use std::path::PathBuf;
 pub enum LogError {
     /// The data directory is absent: the volume is not mounted where `DATA_DIR` says.
     MissingDirectory(PathBuf),
-    /// The directory exists but refuses writes.
+    /// The directory is on a read-only mount: nobody may write there.
     ReadOnly(PathBuf),
+    /// The directory refuses this process's user (its owner and mode, not the mount).
+    PermissionDenied(PathBuf),
     /// The volume has no space left for another line.
     Full(PathBuf),
     /// The process has no file descriptor left to open the log with.
@@ -35,7 +37,15 @@ impl fmt::Display for LogError {
                 f,
                 "data directory {} is read-only, so visits cannot be recorded \
                  (under `spin up`, add --direct-mounts --allow-transient-write; on Kubernetes, \
-                 the claim must be writable by the pod's user, see fsGroup)",
+                 the claim is mounted read-only: check the volumeMount and the claim's access mode)",
+                dir.display()
+            ),
+            LogError::PermissionDenied(dir) => write!(
+                f,
+                "data directory {} is not writable by the pod's user (permission denied), so \
+                 visits cannot be recorded (on Kubernetes, keep fsGroup in the pod's \
+                 securityContext and use a StorageClass that applies it; locally, make the \
+                 directory writable by the user running the server)",
                 dir.display()
             ),
             LogError::Full(dir) => write!(

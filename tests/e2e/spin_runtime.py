@@ -1,4 +1,4 @@
-"""Spin's own HTTP runtime for the tests: the README's `spin up` command, run on a temporary
+"""Spin's own HTTP runtime for the tests: docs/spin.md's `spin up` command, run on a temporary
 copy of the app so the checkout's data/ is never written.
 
 The runner is, in order: the program named by SPIN_UP_LITE (an explicit choice wins), a `spin`
@@ -22,28 +22,28 @@ import pytest
 
 from conftest import ROOT
 
-README = ROOT / "README.md"
+SPIN_DOC = ROOT / "docs" / "spin.md"
 SPIN_TOML = ROOT / "spin.toml"
 # What spin.toml says for a local run on `spin up`'s default address; a copy swaps in its port.
 DEFAULT_ADDR = "127.0.0.1:3000"
 
 
 def readme_spin_block():
-    """The command lines of the README's "With Spin" block, comments dropped."""
-    section = README.read_text().split("### With Spin", 1)[1].split("\n## ", 1)[0]
+    """The command lines of docs/spin.md's "With Spin" block, comments dropped."""
+    section = SPIN_DOC.read_text().split("## With Spin", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert block, "the README's With Spin section has no sh block"
+    assert block, "docs/spin.md's With Spin section has no sh block"
     return [line.split(" #")[0].strip() for line in block.group(1).splitlines() if line.strip()]
 
 
 def readme_line(prefix):
     lines = [line for line in readme_spin_block() if line.startswith(prefix)]
-    assert len(lines) == 1, f"expected one `{prefix}` line in the README's With Spin block: {lines}"
+    assert len(lines) == 1, f"expected one `{prefix}` line in docs/spin.md's With Spin block: {lines}"
     return lines[0]
 
 
 def readme_spin_up_flags():
-    """The flags of the README's `spin up` line, word for word."""
+    """The flags of docs/spin.md's `spin up` line, word for word."""
     words = shlex.split(readme_line("spin up"))
     return words[2:]
 
@@ -82,7 +82,7 @@ def make_app(directory, port, peers=None, allowed=None):
     wasm = directory / component["source"]
     wasm.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / component["source"], wasm)
-    # The README promises ./data; spin.toml must mount exactly that.
+    # docs/spin.md promises ./data; spin.toml must mount exactly that.
     (directory / "data").mkdir(exist_ok=True)
     return directory
 
@@ -97,7 +97,7 @@ class SpinUp:
         else:
             assert "--direct-mounts" in flags, (
                 "spin-up-lite always mounts files directly; `spin up` does so only with "
-                "--direct-mounts, so the README's command needs it")
+                "--direct-mounts, so the documented command needs it")
             argv = [program, "./spin.toml", *[f for f in flags if f != "--direct-mounts"]]
         self.addr = f"127.0.0.1:{port}"
         self.argv = argv + ["--listen", self.addr]

@@ -1,10 +1,13 @@
-"""The README's serve command, run as a user would: scripts/serve.sh serves the app, each
-visit lands in the data directory, and /visits/all shows this one replica."""
+"""The README's serve command, run as a user would: scripts/serve.sh serves the app (the Spin
+component, or with --server the server component), each visit lands in the data directory, and
+/visits/all shows this one replica."""
 
 import json
 import os
 import subprocess
 import urllib.request
+
+import pytest
 
 from conftest import ROOT, free_port, wait_until
 
@@ -14,11 +17,12 @@ def get(url, headers=None):
         return r.status, r.read().decode()
 
 
-def test_serve_script_serves_and_records_visits(tmp_path):
+@pytest.mark.parametrize("flags", [[], ["--server"]], ids=["spin", "server"])
+def test_serve_script_serves_and_records_visits(tmp_path, flags):
     addr = f"127.0.0.1:{free_port()}"
     data = tmp_path / "data"
     process = subprocess.Popen(
-        ["bash", str(ROOT / "scripts/serve.sh")],
+        ["bash", str(ROOT / "scripts/serve.sh"), *flags],
         env={**os.environ, "ADDR": addr, "DATA": str(data)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

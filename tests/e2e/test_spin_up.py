@@ -1,5 +1,5 @@
-"""The Spin component under Spin's own runtime: the README's `spin up` command (read from the
-README, so the two cannot drift) serving a temporary copy of the app, with the repo's
+"""The Spin component under Spin's own runtime: docs/spin.md's `spin up` command (read from
+the doc, so the two cannot drift) serving a temporary copy of the app, with the repo's
 spin.toml as it is but for its port (and, for /visits/all, its peers). What Spin adds over
 `wasmtime serve` is checked here: `files` mounted from ./data (writable only with
 --allow-transient-write), outbound HTTP only to `allowed_outbound_hosts`, and a fresh
@@ -35,7 +35,7 @@ def snapshot(directory):
 
 
 def test_readme_build_line_is_spin_tomls_build_command():
-    """The README's build line is spin.toml's own build command (what `spin build` and
+    """docs/spin.md's build line is spin.toml's own build command (what `spin build` and
     `spin up --build` run); running it, word for word, leaves the component spin.toml names."""
     manifest = tomllib.loads(SPIN_TOML.read_text())
     component = manifest["component"]["visits"]
@@ -200,7 +200,7 @@ def visit_concurrently(spin, visits=VISITS):
 
 
 def assert_counts_keep_the_promise(shown, on_disk):
-    """The README's promise for counts: each visit's count is the number of a line holding its
+    """The promise (docs/operations.md) for counts: each visit's count is the number of a line holding its
     own time, so a count repeats only among visits recorded in the same microsecond (twins,
     whose lines are identical), and every other count is the visit's own line's number."""
     wrong = [(time, count, on_disk[count - 1] if 0 < count <= len(on_disk) else None)
@@ -242,9 +242,8 @@ def test_concurrent_visits_each_show_their_own_lines_count(tmp_path, spin_up):
 
 
 def test_a_killed_host_leaves_nothing_that_slows_or_breaks_later_visits(tmp_path, spin_up):
-    """kill -9 of Spin's host in the middle of visits and /readyz probes, beside what earlier
-    crashes left (probe files, and the per-visit locks of an earlier version, which made a
-    visit of the same microsecond wait): after a restart every visit is recorded with the
+    """kill -9 of Spin's host in the middle of visits and /readyz probes, beside the probe
+    files earlier crashes left: after a restart every visit is recorded with the
     count the promise gives, and the first /readyz leaves nothing in the directory but the
     log."""
     port = free_port()
@@ -252,8 +251,7 @@ def test_a_killed_host_leaves_nothing_that_slows_or_breaks_later_visits(tmp_path
     data = app / "data"
     # The probe removes leftovers older than a minute, so none can be a live instance's.
     long_ago = time.time() - 120
-    planted = [".visits.txt.lock-20231118175426913511", ".visits.txt.probe",
-               ".visits.txt.probe-00c0ffee00c0ffee"]
+    planted = [".visits.txt.probe-00c0ffee00c0ffee", ".visits.txt.probe-0123456789abcdef"]
 
     def plant():
         for name in planted:

@@ -268,8 +268,8 @@ def test_values_are_strict():
         assert helm.lint(str(CHART), typo, strict=True)["errors"], typo
 
 
-def test_readme_values_table_lists_every_value():
+def test_the_docs_values_table_lists_every_value():
     documented = set(re.findall(r"## @param (\S+)", (CHART / "values.yaml").read_text()))
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "kubernetes.md").read_text()
     table = set(re.findall(r"^\| `([\w.]+)` \|", readme, re.M))
     assert documented <= table, sorted(documented - table)

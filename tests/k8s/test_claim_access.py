@@ -1,7 +1,7 @@
 """A claim as the pod's user sees it, on `wasmtime run` as that user (uid/gid 65532, the
 fsGroup as its supplementary group, no capabilities): writable when the kubelet applied
-fsGroup, and a clear 503 that points at fsGroup when it did not (a StorageClass whose volumes
-ignore fsGroup). Under runwasi's shim the same case cannot be shown today: the shim keeps
+fsGroup, and a clear 503 that says permission denied (not read-only) and points at fsGroup
+when it did not (a StorageClass whose volumes ignore fsGroup). Under runwasi's shim the same case cannot be shown today: the shim keeps
 every capability for the pod's user (see test_node_runtime.py)."""
 
 import os
@@ -72,5 +72,6 @@ def test_a_claim_the_pods_user_cannot_write_is_a_clear_503(replicas, pod_user, w
         assert status == 503, (path, body)
         # The reason names the fix the README's troubleshooting table gives.
         assert "writable by the pod's user" in body and "fsGroup" in body, body
+        assert "permission denied" in body and "read-only" not in body, body
     assert replica.get("/healthz")[0] == 200
     assert list(claim.iterdir()) == [], "nothing written, no probe file left"

@@ -24,7 +24,7 @@ use std::rc::Rc;
 #[http_component]
 async fn handle(incoming: IncomingRequest, outparam: ResponseOutparam) {
     let app = App::new(Config::from_lookup(setting));
-    let choice = match StoreChoice::parse(setting("VISIT_STORE").as_deref()) {
+    let choice = match StoreChoice::from_lookup(setting) {
         Ok(choice) => choice,
         Err(reason) => {
             return refuse(
