@@ -96,7 +96,17 @@ def spin_cluster(spin_node, spin_rendered, tmp_path):
             if spin_toml:
                 spec["mounts"].append({"destination": "/spin.toml", "type": "bind",
                                        "source": str(spin_toml), "options": ["rbind", "ro"]})
-            pod = containerd.pod(spec, IMAGE, container_id or name, address=self.address(name))
+            container_id = container_id or name
+            try:
+                pod = containerd.pod(spec, IMAGE, container_id, address=self.address(name))
+            except AssertionError as error:
+                # The shim's container library sometimes loses a start-up handshake under load
+                # ("received unexpected message: InitReady, expected: IntermediateReady"): a
+                # failed start, not a pod that misbehaves; the kubelet would retry it too.
+                if "unexpected message" not in str(error):
+                    raise
+                containerd.pods[-1].remove()
+                pod = containerd.pod(spec, IMAGE, f"{container_id}-retry", address=self.address(name))
             pod.wait_listening()
             return pod
 
