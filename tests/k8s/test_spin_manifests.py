@@ -106,6 +106,18 @@ def test_peers_are_every_replica_behind_the_headless_service_and_allowed(spin_re
         ["http://*.{{ peer_service }}"]
 
 
+def test_the_prestop_sleep_fits_in_the_grace_period(spin_rendered):
+    """Spin has no drain; the kubelet's preStop sleep keeps the pod serving while its endpoint
+    leaves the Service, and the grace period counts from the hook's start."""
+    pod = pod_of(spin_rendered)
+    sleep = container_of(spin_rendered)["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert 1 < sleep < pod["terminationGracePeriodSeconds"]
+    with pytest.raises(Exception, match="must exceed spin.preStopSleepSeconds"):
+        render_chart({"component": "spin", "spin": {
+            "image": {"repository": "r", "tag": "t"}, "runtimeClassName": "x", "resources": {},
+            "preStopSleepSeconds": 10, "terminationGracePeriodSeconds": 10}})
+
+
 def test_probes_and_the_restricted_profile(spin_rendered):
     pod = pod_of(spin_rendered)
     container = container_of(spin_rendered)

@@ -322,3 +322,36 @@ def test_a_read_only_claim_is_a_503_with_sqlites_reason(spin_cluster):
     assert headers["x-served-by"] == "visits-1" and headers["cache-control"] == "no-store"
     assert list(spin_cluster.claim("visits-1").iterdir()) == [], "nothing was written"
     assert get(pod, "/healthz")[0] == 200
+
+
+def test_a_rollout_with_the_manifests_prestop_sleep_fails_no_request(spin_cluster, spin_rendered):
+    """The drain Spin allows: the kubelet's preStop sleep (k8s/spin/), acted out. Deletion
+    starts; the pod keeps serving through the sleep while its endpoint leaves the Service (the
+    clients stop sending to it 1 s in, kube-proxy's lag); then SIGTERM. No request fails, and
+    every answered visit is kept."""
+    container = one(spin_rendered, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]
+    sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    name = "visits-2"
+    pod = spin_cluster.start(name)
+    routed = threading.Event()
+    threads, answered, failures = concurrent_visits(pod, clients=8, per_client=100_000, stop=routed)
+    if not wait_until(lambda: len(answered) >= 200, seconds=60):
+        routed.set()
+        pytest.fail(f"200 visits not answered in 60 s: {len(answered)}, failures {failures[:5]}")
+    deletion = time.monotonic()
+    before = len(answered)
+    time.sleep(1)
+    routed.set()  # the endpoint has left the Service: no new requests
+    for thread in threads:
+        thread.join()
+    served_during_sleep = len(answered) - before
+    time.sleep(max(0.0, sleep - (time.monotonic() - deletion)))
+    pod.containerd.ctr("task", "kill", "-s", "SIGTERM", pod.id)
+    assert wait_until(lambda: "STOPPED" in pod.containerd.ctr("task", "ls").stdout, seconds=30)
+    assert failures == [], failures[:5]
+    acknowledged = [shown_time(page) for page in answered]
+    pod.remove()
+    kept = listing(spin_cluster.start(name, container_id=f"{name}-again"))
+    assert set(acknowledged) <= set(kept)
+    print(f"SPIN_SHIM_PRESTOP: {served_during_sleep} visits served in the second after deletion "
+          f"began, 0 failed, {len(acknowledged)} answered, all kept")
