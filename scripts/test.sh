@@ -14,10 +14,13 @@ scripts/wstd-patch.sh --check
 say "cargo clippy (host, all targets)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 say "cargo clippy (wasm32-wasip2 components)"
-cargo clippy --release --target wasm32-wasip2 -p spin-visits-http -p spin-visits-server --quiet -- -D warnings
+cargo clippy --release --target wasm32-wasip2 -p spin-visits-http -p spin-visits-sqlite -p spin-visits-spin-shared \
+  -p spin-visits-server --quiet -- -D warnings
 build_components
-# strace: tests/durability.rs watches the server component's syncs with it.
-need_apt strace
+# strace: tests/durability.rs watches the server component's syncs with it. e2fsprogs (mke2fs)
+# and mount (losetup): tests/spin_component.rs and tests/e2e/test_spin_up.py build a volume
+# whose log fails to read half-way.
+need_apt strace e2fsprogs mount
 say "cargo test"
 cargo test --workspace
 

@@ -69,9 +69,11 @@ need_apt() {
 }
 
 build_components() {
-  say "building both components (release, wasm32-wasip2)"
-  cargo build --release --target wasm32-wasip2 -p spin-visits-http -p spin-visits-server >&2
+  say "building the components (release, wasm32-wasip2): Spin, Spin with SQLite, server"
+  cargo build --release --target wasm32-wasip2 -p spin-visits-http -p spin-visits-sqlite \
+    -p spin-visits-server >&2
 }
 
 SPIN_COMPONENT=target/wasm32-wasip2/release/spin_visits_http.wasm
 SERVER_COMPONENT=target/wasm32-wasip2/release/spin-visits-server.wasm
+SPIN_SQLITE_COMPONENT=target/wasm32-wasip2/release/spin_visits_sqlite.wasm

@@ -4,6 +4,7 @@
 
 use crate::cluster::PeerReport;
 use crate::record::RECORD_LEN;
+use crate::store::VisitStore;
 use crate::visit_log::{LogError, VisitLog};
 use std::rc::Rc;
 
@@ -26,6 +27,12 @@ pub trait Host {
     /// Why this replica should not get traffic now (the server while it drains), checked by
     /// `/readyz` before the volume is.
     fn unready_reason(&self) -> Option<String> {
+        None
+    }
+
+    /// The store visits are read from when it is not the app's file log (the Spin
+    /// component's SQLite database); it must be the one [`Host::append`] writes to.
+    fn store(&self) -> Option<&dyn VisitStore> {
         None
     }
 

@@ -9,6 +9,8 @@
 //! - [`config`], [`server_config`]: settings from the WASI environment;
 //! - [`presence`]: whether another server writes the same data directory;
 //! - [`routes`]: the one async HTTP handler, `http::Request` in, `http::Response` out;
+//! - [`store`]: what the handler reads visits through: the file log, or a store an entry
+//!   point brings (the Spin component's SQLite), and `VISIT_STORE`'s choice between them;
 //! - [`host`]: the port through which the handler waits for what only the entry point can do
 //!   (append a visit, ask the peers). The two entry crates, `components/spin` and
 //!   `components/server`, implement it and convert types; nothing else.
@@ -25,6 +27,7 @@ mod query;
 pub mod record;
 pub mod routes;
 pub mod server_config;
+pub mod store;
 pub mod visit_log;
 
 pub use body::{Body, RequestBody};

@@ -1,6 +1,6 @@
 //! `/visits` as a stream of chunks: plain text (one timestamp a line, as stored) or JSON.
 
-use crate::visit_log::Records;
+use crate::store::RecordSource;
 use std::io;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,7 +12,7 @@ pub enum ListFormat {
 /// Yields the listing a chunk at a time, so memory stays bounded whatever the log's size.
 #[derive(Debug)]
 pub struct Listing {
-    records: Records,
+    records: Box<dyn RecordSource>,
     format: ListFormat,
     /// JSON text still to send before the first record (`{"pod":…,"visits":[`).
     prefix: Option<String>,
@@ -21,7 +21,7 @@ pub struct Listing {
 }
 
 impl Listing {
-    pub fn new(records: Records, format: ListFormat, pod: &str, count: u64) -> Self {
+    pub fn new(records: Box<dyn RecordSource>, format: ListFormat, pod: &str, count: u64) -> Self {
         // Pod names are sanitized to [A-Za-z0-9._-] and records are digits and punctuation,
         // so neither needs JSON escaping.
         let first = records.first_visit();
@@ -48,7 +48,7 @@ impl Listing {
             .unwrap_or_default();
         let format = self.format;
         let wrote_a_record = &mut self.wrote_a_record;
-        let more = self.records.next_chunk(|line| match format {
+        let more = self.records.next_chunk(&mut |line| match format {
             ListFormat::Text => {
                 out.extend_from_slice(line);
                 out.push(b'\n');

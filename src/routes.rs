@@ -12,6 +12,7 @@ use crate::metrics::{self, LogFigures};
 use crate::page::{self, VisitView};
 use crate::query::{requested_format, ListQuery};
 use crate::record;
+use crate::store::VisitStore;
 use crate::visit_log::{LogError, VisitLog};
 use chrono::{DateTime, FixedOffset};
 use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
@@ -113,18 +114,26 @@ pub async fn handle(request: &Request<RequestBody>, app: &App, host: &impl Host)
             let appended = host.append(line).await;
             visit_page(&line, appended, pod)
         }
-        Route::Visits => visits(request, app),
+        Route::Visits => visits(request, app, store_of(app, host)),
         Route::Health => text(StatusCode::OK, "ok\n".into(), pod),
         Route::Ready => match host.unready_reason() {
             Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n"), pod),
-            None => match app.log.check_writable().and_then(|()| room(app)) {
-                Ok(None) => text(StatusCode::OK, "ready\n".into(), pod),
-                Ok(Some(reason)) => text(StatusCode::SERVICE_UNAVAILABLE, reason, pod),
-                Err(err) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{err}\n"), pod),
-            },
+            None => {
+                let store = store_of(app, host);
+                match store.check_writable().and_then(|()| room(app)) {
+                    // Which store serves: the Spin component may choose (VISIT_STORE).
+                    Ok(None) => text(
+                        StatusCode::OK,
+                        format!("ready: visits in {}\n", store.describe()),
+                        pod,
+                    ),
+                    Ok(Some(reason)) => text(StatusCode::SERVICE_UNAVAILABLE, reason, pod),
+                    Err(err) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{err}\n"), pod),
+                }
+            }
         },
         Route::Cluster => cluster_view(request, app, host).await,
-        Route::Metrics => match log_figures(app) {
+        Route::Metrics => match log_figures(app, store_of(app, host)) {
             Ok(figures) => {
                 let mut text = metrics::render(pod, &figures, app.config.volume_capacity);
                 host.metrics(pod, &mut text);
@@ -141,20 +150,18 @@ pub async fn handle(request: &Request<RequestBody>, app: &App, host: &impl Host)
 }
 
 /// The log's figures for `/metrics`.
-fn log_figures(app: &App) -> Result<LogFigures, LogError> {
-    let active_bytes = app.log.size_bytes()?;
-    let layout = app.log.layout()?;
-    Ok(LogFigures {
-        visits: layout.base() + active_bytes / record::RECORD_LEN as u64,
-        let_go: layout.let_go(),
-        active_bytes,
-        sealed_bytes: layout.sealed_bytes(),
-        sealed_raw_bytes: layout.sealed_lines() * record::RECORD_LEN as u64,
-        free_bytes: app
-            .config
-            .volume_capacity
-            .map(|capacity| capacity.saturating_sub(layout.disk_bytes)),
-    })
+/// `/metrics`' figures: the store's, and the volume's free bytes (`VOLUME_CAPACITY` less what
+/// the data directory holds, whichever store serves).
+fn log_figures(app: &App, store: &dyn VisitStore) -> Result<LogFigures, LogError> {
+    let mut figures = store.usage()?;
+    if let Some(capacity) = app.config.volume_capacity {
+        let used = app
+            .log
+            .layout()
+            .map_or(figures.active_bytes, |layout| layout.disk_bytes);
+        figures.free_bytes = Some(capacity.saturating_sub(used));
+    }
+    Ok(figures)
 }
 
 /// Why the volume is too near full for more traffic, if it is: fewer than `RESERVE_BYTES`
@@ -243,14 +250,19 @@ fn visit_page(line: &[u8; record::RECORD_LEN], appended: Appended, pod: &str) ->
     }
 }
 
-fn visits(request: &Request<RequestBody>, app: &App) -> Response<Body> {
+/// The store the host reads from, or the app's file log.
+fn store_of<'a>(app: &'a App, host: &'a impl Host) -> &'a dyn VisitStore {
+    host.store().unwrap_or(&app.log)
+}
+
+fn visits(request: &Request<RequestBody>, app: &App, store: &dyn VisitStore) -> Response<Body> {
     let pod = app.config.pod_name.as_str();
     let query = match ListQuery::parse(request.uri().query().unwrap_or("")) {
         Ok(query) => query,
         Err(reason) => return text(StatusCode::BAD_REQUEST, format!("{reason}\n"), pod),
     };
     let format = requested_format(&query, request);
-    match app.log.records(query.tail) {
+    match store.records(query.tail) {
         Ok(records) => {
             let count = records.visit_count();
             let content_type = match format {
@@ -307,7 +319,9 @@ fn log_error(err: &LogError, pod: &str) -> Response<Body> {
     text(status, format!("{err}\n"), pod)
 }
 
-fn text(status: StatusCode, body: String, pod: &str) -> Response<Body> {
+/// A plain-text answer with the headers every answer carries; entry points use it for what
+/// they refuse before the handler runs.
+pub fn text(status: StatusCode, body: String, pod: &str) -> Response<Body> {
     respond(
         status,
         "text/plain; charset=utf-8",

@@ -10,10 +10,13 @@ use std::process::Command;
 
 /// (imports, exports) as interface names, e.g. `wasi:io/poll@0.2.6`.
 fn world_of(artefact: Artefact) -> (Vec<String>, Vec<String>) {
-    let wasm = artefact.wasm();
+    world_of_file(&artefact.wasm())
+}
+
+fn world_of_file(wasm: &std::path::Path) -> (Vec<String>, Vec<String>) {
     let output = Command::new(tool("WASM_TOOLS", "wasm-tools"))
         .args(["component", "wit"])
-        .arg(&wasm)
+        .arg(wasm)
         .output()
         .expect("wasm-tools runs (scripts/test.sh installs it)");
     assert!(
@@ -74,4 +77,22 @@ fn server_component_is_a_command_with_sockets_and_no_http_handler() {
         !imports.contains(&"wasi:http/types"),
         "the server speaks HTTP itself"
     );
+}
+
+/// The Spin component's SQLite build (components/spin-sqlite) is the one artefact that imports
+/// Spin's own interfaces, and only the two it needs; it is a build of its own so that
+/// `spin_visits_http.wasm` above stays `wasi:*` only for `wasmtime serve`.
+#[test]
+fn the_sqlite_build_adds_exactly_spins_sqlite_and_variables() {
+    common::build_components();
+    let wasm = Artefact::Spin
+        .wasm()
+        .with_file_name("spin_visits_sqlite.wasm");
+    let (imports, exports) = world_of_file(&wasm);
+    let foreign: Vec<_> = imports.iter().filter(|i| !i.starts_with("wasi:")).collect();
+    assert_eq!(
+        foreign,
+        ["fermyon:spin/sqlite@2.0.0", "fermyon:spin/variables@2.0.0"]
+    );
+    assert_eq!(versionless(&exports), ["wasi:http/incoming-handler"]);
 }

@@ -62,13 +62,14 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("target"))
 }
 
-/// `cargo build` of both components, once per test binary (a no-op when they are fresh).
+/// `cargo build` of the components (both Spin builds and the server), once per test binary (a no-op when they are fresh).
 pub fn build_components() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let status = Command::new(env!("CARGO"))
             .args(["build", "--release", "--target", "wasm32-wasip2"])
             .args(["-p", "spin-visits-http", "-p", "spin-visits-server"])
+            .args(["-p", "spin-visits-sqlite"])
             .current_dir(repo_root())
             .status()
             .expect("cargo runs");

@@ -315,3 +315,58 @@ def test_a_killed_host_leaves_nothing_that_slows_or_breaks_later_visits(tmp_path
     assert spin.get("/readyz")[0] == 200
     assert [path.name for path in data.iterdir()] == ["visits.txt"], "the leftovers are gone"
     assert spin.get("/")[0] == 200 and len(lines(app)) == len(after) + 1
+
+
+def mount_failing_log(mount, work, records=300_000):
+    """`mount` becomes a read-only ext2 volume whose visits.txt (records lines, 9.9 MB) cannot
+    be read past its first 3 MB: the image's loop device is cut to 4 MiB after the log's last
+    70 KB were read into the page cache (so opening the log and finding its end succeed).
+    Returns the cleanup. Needs root (losetup, mount), as CI has."""
+    content = work / "content"
+    content.mkdir()
+    with open(content / "visits.txt", "w") as log:
+        for i in range(records):
+            seconds, micros = divmod(i, 1000)
+            log.write(f"2026-01-01 {seconds // 3600:02}:{seconds // 60 % 60:02}:{seconds % 60:02}"
+                      f".{micros * 1000 + 1:06}+03:00\n")
+    image = work / "volume.img"
+    run = lambda *argv: subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    run("truncate", "-s", "64M", str(image))
+    run("mke2fs", "-q", "-t", "ext2", "-d", str(content), str(image))
+    device = run("losetup", "-f", "--show", str(image))
+    run("mount", "-o", "ro", device, str(mount))
+    run("sh", "-c", f"tail -c 70000 {mount}/visits.txt >/dev/null")
+    run("truncate", "-s", "4M", str(image))
+    run("losetup", "-c", device)
+
+    def cleanup():
+        subprocess.run(["umount", str(mount)], capture_output=True)
+        subprocess.run(["losetup", "-d", device], capture_output=True)
+    return cleanup
+
+
+def test_a_listing_that_fails_half_way_is_cut_under_spins_trigger(tmp_path, spin_up):
+    """Spin's trigger, like `wasmtime serve` (tests/spin_component.rs), ends a /visits whose
+    log fails to read half-way without the last chunk, so the client sees an error rather
+    than a short, well-formed listing."""
+    if os.geteuid() != 0:
+        pytest.skip("mounts a loop device, so it needs root (as CI has)")
+    port = free_port()
+    app = make_app(tmp_path / "app", port)
+    work = tmp_path / "volume"
+    work.mkdir()
+    cleanup = mount_failing_log(app / "data", work)
+    try:
+        runtime = spin_up(app, port)
+        connection = HTTPConnection(runtime.addr, timeout=30)
+        connection.request("GET", "/visits")
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.getheader("x-visit-count") == "300000"
+        with pytest.raises(HTTPException):  # IncompleteRead: the chunked body never ended
+            response.read()
+        connection.close()
+        assert "listing failed half-way" in runtime.output()
+        runtime.stop()
+    finally:
+        cleanup()

@@ -27,16 +27,21 @@ SHIM_ENV = "WASMTIME_SHIM"
 # by every containerd on the machine.
 NAMESPACE = f"spin-visits-test-{os.getpid()}"
 SHIM_STATE = Path("/run/containerd/wasmtime") / NAMESPACE
+# containerd-shim-spin (RuntimeClass wasmtime-spin-v2), for the Spin component's image.
+SPIN_RUNTIME = "io.containerd.spin.v2"
+SPIN_SHIM = "containerd-shim-spin-v2"
+SPIN_SHIM_ENV = "SPIN_SHIM"
+SPIN_SHIM_STATE = Path("/run/containerd/spin") / NAMESPACE
 # Debian's containerd 1.6 ctr has no `run --user`, so pods run from a full spec
 # (`ctr run --config`) built on ctr's own default spec.
 FS_GROUP_MODE = 0o2775
 CGROUP_PARENT = f"spin-visits-test-{os.getpid()}"
 
 
-def shim_or_skip():
-    path = os.environ.get(SHIM_ENV) or shutil.which(SHIM)
+def shim_or_skip(shim=SHIM, shim_env=SHIM_ENV):
+    path = os.environ.get(shim_env) or shutil.which(shim)
     if not path or not os.access(path, os.X_OK):
-        pytest.skip(f"no node runtime: {SHIM} is not on PATH and {SHIM_ENV} is unset "
+        pytest.skip(f"no node runtime: {shim} is not on PATH and {shim_env} is unset "
                     "(CI puts ../shared/bin on PATH; see runtime-class/ to install the shim)")
     if os.geteuid() != 0:
         pytest.skip("the node-runtime test runs containerd and mounts, so it needs root (as CI has)")
@@ -56,16 +61,20 @@ def image_config(archive):
 
 
 class Containerd:
-    """containerd with its own root, state, sockets and config under `base`."""
+    """containerd with its own root, state, sockets and config under `base`, running pods on
+    runwasi's wasmtime shim, or on the Spin shim with `runtime=SPIN_RUNTIME`."""
 
-    def __init__(self, base, shim):
+    def __init__(self, base, shim, runtime=RUNTIME):
         self.base = base
+        self.runtime = runtime
+        self.shim_name, self.shim_state = {RUNTIME: (SHIM, SHIM_STATE),
+                                           SPIN_RUNTIME: (SPIN_SHIM, SPIN_SHIM_STATE)}[runtime]
         self.socket = base / "containerd.sock"
         self.pods = []
         bin_dir = base / "bin"
         bin_dir.mkdir(parents=True)
         # containerd finds a runtime's shim by name on its PATH.
-        (bin_dir / SHIM).symlink_to(shim)
+        (bin_dir / self.shim_name).symlink_to(shim)
         config = base / "config.toml"
         config.write_text(f"""version = 2
 root = "{base}/root"
@@ -134,7 +143,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             leftovers = []
         self.log.close()
         mounts = mounts_under(self.base)
-        shims = shims_of(self.socket)
+        shims = shims_of(self.socket, self.shim_name)
         for pid in shims:
             os.kill(pid, signal.SIGKILL)
         for mount in reversed(mounts):
@@ -148,9 +157,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
                 directory.rmdir()
             except OSError:
                 pass  # still in use: reported below
-        shim_state = sorted(SHIM_STATE.iterdir()) if SHIM_STATE.exists() else []
-        if SHIM_STATE.exists() and not shim_state:
-            SHIM_STATE.rmdir()
+        state = self.shim_state
+        shim_state = sorted(state.iterdir()) if state.exists() else []
+        if state.exists() and not shim_state:
+            state.rmdir()
         assert not (mounts or shims or leftovers or cgroups or shim_state), \
             f"left behind: mounts {mounts}, shim processes {shims}, snapshots {leftovers}, " \
             f"cgroups {cgroups}, shim state {shim_state}"
@@ -161,7 +171,7 @@ def mounts_under(base):
         return [line.split()[4] for line in info if line.split()[4].startswith(str(base))]
 
 
-def shims_of(socket_path):
+def shims_of(socket_path, shim=SHIM):
     """Shim processes serving this containerd (their command line names its socket)."""
     pids = []
     for proc in Path("/proc").iterdir():
@@ -170,7 +180,7 @@ def shims_of(socket_path):
                 cmdline = (proc / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if cmdline and cmdline[0].endswith(SHIM.encode()) and str(socket_path).encode() in cmdline:
+            if cmdline and cmdline[0].endswith(shim.encode()) and str(socket_path).encode() in cmdline:
                 pids.append(int(proc.name))
     return pids
 
@@ -192,9 +202,9 @@ class Pod:
         spec["root"] = {"path": str(self.rootfs), "readonly": spec["root"]["readonly"]}
         path = containerd.base / f"{container_id}.json"
         path.write_text(json.dumps(spec, indent=1))
-        containerd.ctr("run", "-d", "--runtime", RUNTIME, "--config", str(path), container_id)
+        containerd.ctr("run", "-d", "--runtime", containerd.runtime, "--config", str(path), container_id)
         env = dict(e.split("=", 1) for e in spec["process"]["env"])
-        self.address = address or env["LISTEN_ADDR"]
+        self.address = address or env.get("LISTEN_ADDR") or env["SPIN_HTTP_LISTEN_ADDR"]
 
     def get(self, path, timeout=10):
         request = urllib.request.Request(f"http://{self.address}{path}")
@@ -279,15 +289,20 @@ def pod_env(sts, pod_name, listen_addr):
 
 
 def pod_spec(base_spec, entrypoint, sts, pod_name, claim, hosts, listen_addr, claim_read_only=False,
-             netns=None):
+             netns=None, env=None):
     """The OCI spec the kubelet would ask for, from the rendered StatefulSet. With `netns` (a
     `PodNetwork`) the pod has its own network namespace and IP, and its env is the
-    manifest's as it stands (`listen_addr` is then unused); without, it shares the node's."""
+    manifest's as it stands (`listen_addr` is then unused); without, it shares the node's.
+    `env`, when given, is the container's env as the caller made it (the Spin shim's)."""
     spec = json.loads(json.dumps(base_spec))
     pod = sts["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-    env.update(downward_env(container, pod_name) if netns else pod_env(sts, pod_name, listen_addr))
+    env_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    if env is not None:
+        env = {"PATH": env_path, **env}
+    else:
+        env = {"PATH": env_path}
+        env.update(downward_env(container, pod_name) if netns else pod_env(sts, pod_name, listen_addr))
     process = spec["process"]
     process["env"] = [f"{k}={v}" for k, v in env.items()]
     process["args"] = list(entrypoint) + list(container.get("args", []))
@@ -368,17 +383,18 @@ def common_port(preferred, addresses):
     raise AssertionError(f"no common free port on {addresses}")
 
 
-def build_image(work, image, context=None):
-    """The Dockerfile's image, built by buildah (vfs, its own storage under `work`) from
-    `context` (the checkout by default), as an OCI archive."""
+def build_image(work, image, context=None, dockerfile="Dockerfile"):
+    """The Dockerfile's image (or `dockerfile`'s, relative to the checkout), built by buildah
+    (vfs, its own storage under `work`) from `context` (the checkout by default), as an OCI
+    archive."""
     storage = work / "buildah"
     buildah = ["buildah", "--storage-driver", "vfs", "--root", str(storage),
                "--runroot", str(storage / "run")]
-    archive = work / "image.tar"
+    archive = work / f"{image.rsplit('/', 1)[-1].replace(':', '-')}.tar"
     checkout = Path(__file__).resolve().parents[2]
     try:
         subprocess.run(buildah + ["bud", "--quiet", "--platform", "wasi/wasm", "-f",
-                                  str(checkout / "Dockerfile"), "-t", image, str(context or checkout)],
+                                  str(checkout / dockerfile), "-t", image, str(context or checkout)],
                        check=True, capture_output=True)
         subprocess.run(buildah + ["push", "--quiet", image, f"oci-archive:{archive}:{image}"],
                        check=True, capture_output=True)

@@ -58,9 +58,10 @@ def test_strict_validation_catches_an_unknown_field(kustomized, tmp_path):
     assert result.returncode != 0
 
 
-def test_shim_validates_against_the_runtime_class_manager_crd(runtime_class_objects):
+@pytest.mark.parametrize("name", ["wasmtime", "spin-v2"])
+def test_shim_validates_against_the_runtime_class_manager_crd(runtime_class_objects, name):
     crd = yaml.safe_load((ROOT / "runtime-class/schema/shim-v1alpha1.yaml").read_text())
-    shim = one(runtime_class_objects, "Shim")
+    shim = one(runtime_class_objects, "Shim", name)
     assert shim["apiVersion"] == f"{crd['group']}/{crd['version']}"
     assert shim["kind"] == crd["kind"]
     assert "namespace" not in shim["metadata"], "Shims are cluster-scoped"
@@ -314,7 +315,7 @@ def test_runtime_class_is_defined_in_runtime_class_dir(rendered, runtime_class_o
     assert by_hand["handler"] == "wasmtime"
     script = (ROOT / "runtime-class/by-hand/install-wasmtime-shim.sh").read_text()
     assert f'containerd.runtimes.{by_hand["handler"]}]' in script
-    shim = one(runtime_class_objects, "Shim")
+    shim = one(runtime_class_objects, "Shim", "wasmtime")
     assert shim["spec"]["runtimeClass"]["name"] == name
     # runtime-class-manager registers the tarball's binary minus "containerd-shim-".
     binary = "containerd-shim-wasmtime-v1"
