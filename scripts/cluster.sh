@@ -11,7 +11,7 @@
 # through a loopback port forwarded into it. `up` is idempotent: what runs already is left alone.
 set -euo pipefail
 
-repo="$(cd "$(dirname "$0")/.." && pwd)"
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=cluster/lib.sh
 source "$repo/cluster/lib.sh"
 # shellcheck source=cluster/pki.sh
@@ -114,7 +114,7 @@ install_wasm_runtime() {
     local tarball="$CLUSTER_STATE/shim.tar.gz"
     tar -czf "$tarball" -C "$(dirname "$shim")" "$(basename "$shim")"
     SHIM_TARBALL="$tarball" CONTAINERD_CONFIG="$CONF/containerd.toml" \
-        BIN_DIR="$CLUSTER_STATE/bin" RESTART="$0 restart-containerd" \
+        BIN_DIR="$CLUSTER_STATE/bin" RESTART="$repo/scripts/cluster.sh restart-containerd" \
         sh "$repo/runtime-class/by-hand/install-wasmtime-shim.sh"
     rm -f "$tarball"
 }
@@ -254,14 +254,17 @@ cmd_status() {
     return $rc
 }
 
-case "${1:-}" in
-up) cmd_up ;;
-down) cmd_down ;;
-status) cmd_status ;;
-# For runtime-class/by-hand/install-wasmtime-shim.sh's RESTART: restarts the node's containerd.
-restart-containerd) restart_containerd ;;
-*)
-    echo "usage: $0 up|down|status" >&2
-    exit 2
-    ;;
-esac
+# Sourcing the script (tests, debugging) defines the functions without running a command.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    case "${1:-}" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    # For runtime-class/by-hand/install-wasmtime-shim.sh's RESTART: restarts the node's containerd.
+    restart-containerd) restart_containerd ;;
+    *)
+        echo "usage: $0 up|down|status" >&2
+        exit 2
+        ;;
+    esac
+fi
