@@ -174,6 +174,11 @@ start_node() {
     project_image
 
     save_kernel_tunables
+    # The kubelet's cgroupRoot must exist in every v1 hierarchy before it starts.
+    local h
+    for h in /sys/fs/cgroup/*/; do
+        mkdir -p "$h$CLUSTER_CGROUP"
+    done
     start kubelet "$CLUSTER_BIN/kubelet" --config="$CONF/kubelet.yaml" \
         --kubeconfig="$CLUSTER_STATE/kubelet.kubeconfig" --root-dir="$CLUSTER_STATE/kubelet" \
         --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" --v=1
