@@ -32,6 +32,10 @@ state = '$CLUSTER_STATE/containerd/state'
 [plugins.'io.containerd.cri.v1.runtime']
   # Pod network namespaces under containerd's state, not the host's /var/run/netns.
   netns_mounts_under_state_dir = true
+  # This machine's root cannot lower a process's oom_score_adj (no CAP_SYS_RESOURCE in its
+  # sandbox): runc's init failed with "failed to update /proc/self/oom_score_adj: Permission
+  # denied" for every pod. Keep pods' scores at or above containerd's own.
+  restrict_oom_score_adj = true
   [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = ['$CLUSTER_CNI_BIN']
     conf_dir = '$CLUSTER_STATE/cni/net.d'
