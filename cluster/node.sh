@@ -24,6 +24,10 @@ netns_up() {
     if ! "${ns[@]}" ip -4 addr show dev lo | grep -qF " $NODE_IP/"; then
         "${ns[@]}" ip addr add "$NODE_IP/32" dev lo
     fi
+    # The node has no default route (nothing leaves it), so the Service range needs a route of
+    # its own for the node's own connections: kube-proxy's OUTPUT rules DNAT them to a pod
+    # only after the kernel has found a route ("Network is unreachable" otherwise).
+    "${ns[@]}" ip route replace "$SERVICE_CIDR" dev lo src "$NODE_IP"
     # Namespace-local: the node forwards between its pods' bridge and its Services.
     "${ns[@]}" sysctl -qw net.ipv4.ip_forward=1
     if ! alive holder; then
