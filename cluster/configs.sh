@@ -4,6 +4,15 @@
 
 CONF="$CLUSTER_STATE/config"
 
+# Writes stdin to FILE only when it differs: kube-proxy exits when its config file changes
+# ("content of the proxy server's configuration file was updated"), so a second `up` must not
+# touch an unchanged file.
+write_if_changed() {
+    local tmp="$1.new"
+    cat >"$tmp"
+    if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
+}
+
 # containerd 2 (config version 3): every path of its own under $CLUSTER_STATE, runc by the
 # cgroupfs driver (the kubelet's here: no systemd), the locally built pause image pinned as the
 # sandbox image. The wasmtime runtime is NOT here: runtime-class/by-hand/install-wasmtime-shim.sh
@@ -54,7 +63,7 @@ EOF
 # namespace: pods reach each other, the node and Services, nothing else.
 write_cni_config() {
     mkdir -p "$CLUSTER_STATE/cni/net.d" "$CLUSTER_STATE/cni/ipam"
-    cat >"$CLUSTER_STATE/cni/net.d/10-spin-visits.conflist" <<EOF
+    write_if_changed "$CLUSTER_STATE/cni/net.d/10-spin-visits.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
   "name": "spin-visits",
@@ -80,8 +89,8 @@ EOF
 
 write_kubelet_config() {
     # Pods' resolv.conf for dnsPolicy Default (CoreDNS itself): no upstream resolver exists.
-    printf 'nameserver %s\n' "$DNS_SERVICE_IP" >"$CONF/resolv.conf"
-    cat >"$CONF/kubelet.yaml" <<EOF
+    printf 'nameserver %s\n' "$DNS_SERVICE_IP" | write_if_changed "$CONF/resolv.conf"
+    write_if_changed "$CONF/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 containerRuntimeEndpoint: unix://$CLUSTER_STATE/containerd/containerd.sock
@@ -112,7 +121,7 @@ EOF
 }
 
 write_kube_proxy_config() {
-    cat >"$CONF/kube-proxy.yaml" <<EOF
+    write_if_changed "$CONF/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $CLUSTER_STATE/kube-proxy.kubeconfig}
