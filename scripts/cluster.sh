@@ -229,6 +229,13 @@ cmd_down() {
     restore_kernel_tunables
     # The node's mounts lived in its own mount namespace; anything under the state directory
     # still mounted on the host would be a leak, so unmount before removing.
+    # libcni caches each pod's result under /var/lib/cni/results (not configurable through
+    # containerd's CRI): remove the entries of this node's sandboxes.
+    local id
+    for id in $(ls "$CLUSTER_STATE/containerd/root/io.containerd.grpc.v1.cri/sandboxes" 2>/dev/null); do
+        rm -f /var/lib/cni/results/*-"$id"-*
+    done
+    rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true
     if [[ -d $CLUSTER_STATE ]]; then
         awk -v s="$CLUSTER_STATE" 'index($2, s) == 1 {print $2}' /proc/mounts | sort -r |
             xargs -r -n1 umount -l
