@@ -173,7 +173,12 @@ fn room(app: &App) -> Result<Option<String>, LogError> {
     else {
         return Ok(None);
     };
-    let free = capacity.saturating_sub(app.log.layout()?.disk_bytes);
+    // A store the component cannot see (Spin's SQLite, written by the host) has no layout
+    // here: nothing to say then.
+    let Ok(layout) = app.log.layout() else {
+        return Ok(None);
+    };
+    let free = capacity.saturating_sub(layout.disk_bytes);
     Ok((free < reserve).then(|| {
         format!(
             "volume nearly full: {free} bytes free, under the reserve of {reserve} \
