@@ -103,6 +103,9 @@ impl Tracker {
 
     /// Whether this connection would yield its slot to a newcomer now, and how readily.
     pub fn standing(&self) -> Standing {
+        if self.evicted.get() {
+            return Standing::Keeps; // already on its way out
+        }
         self.progress
             .borrow()
             .standing(timer::now(), self.timeouts.min_rate)
@@ -119,6 +122,17 @@ impl Tracker {
             if let Some(waker) = waker {
                 waker.wake();
             }
+        }
+    }
+
+    /// `bytes` of a request were read.
+    fn began(&self, bytes: usize) {
+        if self.phase() == Phase::Idle {
+            // A request begins: the idle deadline gives way to the header-read one.
+            self.enter(Phase::Head);
+        }
+        if self.phase() == Phase::Head {
+            self.moved(bytes);
         }
     }
 
@@ -242,23 +256,25 @@ impl Read for Connection {
         let this = &mut *self;
         let tracker = &this.tracker;
         if tracker.evicted.get() {
-            // Idle: the end of the stream, a quiet close; a head in progress fails.
-            return Poll::Ready(match tracker.phase() {
-                Phase::Idle => Ok(()),
-                _ => Err(evicted_error()),
-            });
+            if tracker.phase() != Phase::Idle {
+                return Poll::Ready(Err(evicted_error()));
+            }
+            // Chosen while it looked idle, but a busy server may not have read a request that
+            // had already come: that one is answered, the connection's last. Otherwise the
+            // end of the stream, a quiet close.
+            let read = this.stream.read_now(&mut buf);
+            if let Ok(n @ 1..) = read {
+                tracker.evicted.set(false);
+                tracker.closing.set(true);
+                tracker.began(n);
+            }
+            return Poll::Ready(read.map(drop));
         }
         match this.stream.poll_read_into(cx, &mut buf) {
             Poll::Ready(read) => {
                 tracker.read_waker.borrow_mut().take();
                 if let Ok(n @ 1..) = read {
-                    if tracker.phase() == Phase::Idle {
-                        // A request begins: the idle deadline gives way to the header-read one.
-                        tracker.enter(Phase::Head);
-                    }
-                    if tracker.phase() == Phase::Head {
-                        tracker.moved(n);
-                    }
+                    tracker.began(n);
                 }
                 Poll::Ready(read.map(drop))
             }

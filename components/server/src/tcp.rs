@@ -154,6 +154,20 @@ impl TcpStream {
         }
     }
 
+    /// Reads what the host holds now, without waiting: 0 when it holds nothing (or the
+    /// stream has ended).
+    pub fn read_now(&mut self, buf: &mut ReadBufCursor<'_>) -> io::Result<usize> {
+        let want = buf.remaining().min(READ_LEN) as u64;
+        match self.io().input.read(want) {
+            Ok(bytes) => {
+                buf.put_slice(&bytes);
+                Ok(bytes.len())
+            }
+            Err(StreamError::Closed) => Ok(0),
+            Err(err) => Err(stream_error(err)),
+        }
+    }
+
     /// Waits until the output stream accepts bytes again; `Ok(n)` is how many it takes.
     pub fn poll_writable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         loop {
