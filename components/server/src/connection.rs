@@ -154,6 +154,14 @@ impl Tracker {
         }
     }
 
+    fn written(&self, bytes: usize) {
+        self.progress.borrow_mut().written(
+            bytes as u64,
+            timer::now(),
+            self.timeouts.min_rate.window,
+        );
+    }
+
     fn moved(&self, bytes: usize) {
         self.progress
             .borrow_mut()
@@ -240,13 +248,19 @@ impl Connection {
         match polled {
             Poll::Ready(result) => {
                 if self.write_deadline.take().is_some() {
-                    self.tracker.progress.borrow_mut().write_waiting(false);
+                    self.tracker
+                        .progress
+                        .borrow_mut()
+                        .write_waiting(false, timer::now());
                 }
                 Poll::Ready(result)
             }
             Poll::Pending => {
                 if self.write_deadline.is_none() {
-                    self.tracker.progress.borrow_mut().write_waiting(true);
+                    self.tracker
+                        .progress
+                        .borrow_mut()
+                        .write_waiting(true, timer::now());
                 }
                 *self.tracker.write_waker.borrow_mut() = Some(cx.waker().clone());
                 match self.poll_write_deadline(cx) {
@@ -319,7 +333,7 @@ impl Write for Connection {
         }
         let polled = self.stream.poll_write_from(cx, buf);
         if let Poll::Ready(Ok(n)) = polled {
-            self.tracker.moved(n);
+            self.tracker.written(n);
         }
         self.bounded(cx, polled)
     }

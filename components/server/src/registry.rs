@@ -26,9 +26,14 @@ use std::time::{Duration, Instant};
 /// one of up to `MAX_CONNECTIONS` (a newcomer arriving at a full registry with every client
 /// busy would otherwise pay for one).
 const LOOK_AGAIN_AFTER: Duration = Duration::from_millis(100);
-/// How long a connection chosen to yield may take to end before another is chosen: an idle
-/// one ends at once, but one whose request had already come is answered first.
+/// How long a connection chosen to yield may take to end before another is chosen in its
+/// place: an idle one ends at once, but one whose request had already come is answered first.
 const YIELD_WITHIN: Duration = Duration::from_secs(1);
+/// At most this many connections are on their way out at once. One at a time, admitting a
+/// newcomer took a few passes of the reactor over every connection (some 50 ms at 1 000), so
+/// a stream of newcomers (slowhttptest's 200 a second) queued behind each other for seconds;
+/// the descriptors of up to this many closing sockets fit beside the cap.
+const YIELD_AT_ONCE: usize = 8;
 
 pub struct Registry {
     max: usize,
@@ -45,8 +50,8 @@ pub struct Registry {
     open: Cell<usize>,
     /// No connection could yield at the last look; none is taken before this.
     next_look: Cell<Option<Instant>>,
-    /// The registration of the connection chosen to yield, until it ends, and since when.
-    yielding: Cell<Option<(u64, Instant)>>,
+    /// The registrations of the connections chosen to yield, until they end, and since when.
+    yielding: RefCell<Vec<(u64, Instant)>>,
     /// A newcomer is accepted and waits for a slot: answers close their connections.
     newcomer_waiting: Cell<bool>,
     /// The accept loop, waiting for a slot.
@@ -89,7 +94,7 @@ impl Registry {
             free: RefCell::default(),
             open: Cell::new(0),
             next_look: Cell::new(None),
-            yielding: Cell::new(None),
+            yielding: RefCell::default(),
             newcomer_waiting: Cell::new(false),
             waiter: RefCell::default(),
             shed: Default::default(),
@@ -138,7 +143,7 @@ impl Registry {
     ) -> Registration {
         while !self.has_room() {
             // While no connection is on its way out, answers end theirs to turn a slot over.
-            let coming = self.shed_one();
+            let coming = self.shed_least_progress();
             self.newcomer_waiting.set(!coming);
             // Woken by a slot given back, or after `recheck` to look for one to yield.
             let mut tick = std::pin::pin!(wstd::task::sleep(recheck.into()));
@@ -173,40 +178,46 @@ impl Registry {
         }
     }
 
-    /// Whether a slot is on its way: a connection chosen to yield has not ended yet, or the
-    /// one that yields most readily, if any may, is chosen now (and ends soon).
-    fn shed_one(&self) -> bool {
+    /// Whether a slot is on its way: connections chosen to yield have not ended yet, or
+    /// those that yield most readily, if any may, are chosen now (and end soon), up to
+    /// [`YIELD_AT_ONCE`] in all.
+    fn shed_least_progress(&self) -> bool {
         let now = timer::now();
-        if let Some((_, since)) = self.yielding.get() {
-            if now.saturating_duration_since(since) < YIELD_WITHIN {
-                return true;
-            }
+        let mut yielding = self.yielding.borrow_mut();
+        yielding.retain(|(_, since)| now.saturating_duration_since(*since) < YIELD_WITHIN);
+        let room = YIELD_AT_ONCE - yielding.len().min(YIELD_AT_ONCE);
+        if room == 0 || self.next_look.get().is_some_and(|at| now < at) {
+            return !yielding.is_empty();
         }
-        if self.next_look.get().is_some_and(|at| now < at) {
-            return false;
-        }
-        let victim = self
+        let mut candidates: Vec<_> = self
             .slots
             .borrow()
             .iter()
             .enumerate()
             .filter_map(|(index, slot)| {
                 let (id, tracker) = slot.as_ref()?;
-                Some((tracker.standing(), index, *id))
+                match tracker.standing() {
+                    Standing::Keeps => None,
+                    standing => Some((standing, index, *id)),
+                }
             })
-            .filter(|(standing, ..)| *standing != Standing::Keeps)
-            .min_by_key(|(standing, ..)| *standing);
-        let Some((Standing::Yields(reason, ..), index, id)) = victim else {
+            .collect();
+        if candidates.is_empty() {
             self.next_look.set(Some(now + LOOK_AGAIN_AFTER));
-            return false;
-        };
+            return !yielding.is_empty();
+        }
         self.next_look.set(None);
-        let counter = &self.shed[reason as usize];
-        counter.set(counter.get() + 1);
-        self.yielding.set(Some((id, now)));
-        let victim = self.slots.borrow()[index].as_ref().map(|(_, t)| t.clone());
-        if let Some(victim) = victim {
-            victim.evict();
+        candidates.sort_unstable_by_key(|(standing, ..)| *standing);
+        for (standing, index, id) in candidates.into_iter().take(room) {
+            if let Standing::Yields(reason, ..) = standing {
+                let counter = &self.shed[reason as usize];
+                counter.set(counter.get() + 1);
+            }
+            yielding.push((id, now));
+            let victim = self.slots.borrow()[index].as_ref().map(|(_, t)| t.clone());
+            if let Some(victim) = victim {
+                victim.evict();
+            }
         }
         true
     }
@@ -219,13 +230,9 @@ impl Registry {
         }
         let (_, tracker) = slots[index].take()?;
         drop(slots);
-        if self
-            .yielding
-            .get()
-            .is_some_and(|(yielding, _)| yielding == id)
-        {
-            self.yielding.set(None);
-        }
+        self.yielding
+            .borrow_mut()
+            .retain(|(yielding, _)| *yielding != id);
         self.free.borrow_mut().push(index);
         self.open.set(self.open.get() - 1);
         if self.has_room() {
@@ -304,21 +311,21 @@ mod tests {
             tracker.answering();
         }
         std::thread::sleep(crate::progress::IDLE_GRACE + Duration::from_millis(50));
-        assert!(registry.shed_one(), "the idle connection yields");
+        assert!(registry.shed_least_progress(), "the idle connection yields");
         assert_eq!(
             registry.shed().map(|(_, n)| n).collect::<Vec<_>>(),
             [1, 0, 0]
         );
         // Its socket is not closed yet: the slot stays counted, and no second one is chosen.
         assert_eq!(registry.open(), 2);
-        assert!(registry.shed_one());
+        assert!(registry.shed_least_progress());
         assert_eq!(
             registry.shed().map(|(_, n)| n).collect::<Vec<_>>(),
             [1, 0, 0]
         );
         drop(idle);
         assert!(registry.has_room());
-        assert_eq!(registry.yielding.get(), None);
+        assert!(registry.yielding.borrow().is_empty());
         drop(busy);
     }
 }
