@@ -8,7 +8,8 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// What the handler reads (`DATA_DIR`, `POD_NAME`, `PEERS`, `APPEND_FSYNC`).
+    /// What the handler reads (`DATA_DIR`, `POD_NAME`, `PEERS`, `PEER_TIMEOUT_MILLISECONDS`,
+    /// `APPEND_FSYNC`, the log's sizes).
     pub app: Config,
     /// `LISTEN_ADDR`.
     pub listen_addr: SocketAddrV4,
@@ -27,7 +28,8 @@ pub struct ServerConfig {
     /// `WRITE_TIMEOUT_SECONDS`: a client that takes no bytes of an answer for this long is
     /// disconnected.
     pub write_timeout: Duration,
-    /// `PEER_CACHE_MILLISECONDS`: how long one fan-out's answers serve `/visits/all`.
+    /// `PEER_CACHE_MILLISECONDS`: how long one round of the peers' answers serves the cluster
+    /// view.
     pub peer_cache: Duration,
     /// `DRAIN_DELAY_SECONDS`: how long a drain keeps serving new connections before it
     /// closes any, while the endpoint leaves the Service.
@@ -240,6 +242,7 @@ mod tests {
         ("RETAIN_BYTES", "lots"),
         ("RESERVE_BYTES", "-1Mi"),
         ("PEER_SERVICE", "visits-headless"),
+        ("PEER_TIMEOUT_MILLISECONDS", "60001"),
         ("MIN_RATE_BYTES_PER_SECOND", "0"),
         ("MIN_RATE_WINDOW_SECONDS", "0"),
     ];

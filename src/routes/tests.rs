@@ -1,8 +1,8 @@
 //! The handler's routes on the host, each with a real log in a temporary directory.
 
 use super::*;
-use crate::cluster::PeerReport;
 use crate::host::{self, Direct};
+use crate::peers::PeerReport;
 use http::header::ACCEPT;
 use std::path::Path;
 
@@ -158,7 +158,7 @@ impl Host for PeersDown {
         unreachable!("the cluster view records no visit")
     }
 
-    async fn ask_peers(&self, configured: &[String]) -> Vec<PeerReport> {
+    async fn ask_peers(&self, configured: &[String], _: std::time::Duration) -> Vec<PeerReport> {
         configured
             .iter()
             .map(|peer| PeerReport::down(peer, format!("asked {peer}")))
@@ -193,7 +193,7 @@ fn readiness_gives_the_hosts_reason_first() {
         async fn append(&self, _: [u8; record::RECORD_LEN]) -> Appended {
             unreachable!()
         }
-        async fn ask_peers(&self, _: &[String]) -> Vec<PeerReport> {
+        async fn ask_peers(&self, _: &[String], _: std::time::Duration) -> Vec<PeerReport> {
             unreachable!()
         }
         fn unready_reason(&self) -> Option<String> {
@@ -214,7 +214,7 @@ fn visits_carries_the_total_count() {
     let app = app_in(dir.path());
     call(&app, Method::GET, "/", None);
     let (_, headers, _) = call(&app, Method::GET, "/visits?tail=0", None);
-    assert_eq!(headers[cluster::COUNT_HEADER], "1");
+    assert_eq!(headers[crate::peers::COUNT_HEADER], "1");
 }
 
 #[test]
@@ -315,7 +315,7 @@ fn the_listing_says_where_it_starts_after_retention() {
     std::fs::write(dir.path().join("visits.txt"), line.repeat(3)).unwrap();
     let app = app_in(dir.path());
     let (_, headers, body) = call(&app, Method::GET, "/visits", None);
-    assert_eq!(headers[cluster::COUNT_HEADER], "15");
+    assert_eq!(headers[crate::peers::COUNT_HEADER], "15");
     assert_eq!(headers[FIRST_HEADER], "11");
     assert_eq!(body.lines().count(), 5);
     let (_, _, json) = call(&app, Method::GET, "/visits?format=json&tail=4", None);

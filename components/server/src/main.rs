@@ -14,7 +14,8 @@
 //!   yields one at the cap);
 //! - `adapter` (hyper's request to the handler and back, `body` for the answer, `in_flight`);
 //! - `server` (the parts wired once), `host` (the handler's port: `commit` for group commit,
-//!   `fanout` → `peers` → `lookup` for `/visits/all`, `stats` for `/metrics`);
+//!   `peer_cache` → `peer_transport` → `lookup` for the cluster view, `/visits/all`; `stats`
+//!   for `/metrics`);
 //! - `drain` and `admin` (`/drain`, then exit).
 
 mod accept;
@@ -24,13 +25,13 @@ mod body;
 mod commit;
 mod connection;
 mod drain;
-mod fanout;
 mod host;
 mod http1;
 mod in_flight;
 mod listener;
 mod lookup;
-mod peers;
+mod peer_cache;
+mod peer_transport;
 mod progress;
 mod registry;
 mod server;

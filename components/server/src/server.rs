@@ -1,13 +1,13 @@
-//! The server's parts, wired once: the handler's app, group commit, the fan-out, the
+//! The server's parts, wired once: the handler's app, group commit, the peer cache, the
 //! counters, the connection registry, the drain. Each room takes what it needs from here;
 //! none of them imports another's internals.
 
 use crate::commit::Committer;
 use crate::connection::Timeouts;
 use crate::drain::Drain;
-use crate::fanout::Fanout;
 use crate::host::ServerHost;
 use crate::in_flight::Requests;
+use crate::peer_cache::PeerCache;
 use crate::registry::Registry;
 use crate::stats::Stats;
 use spin_visits::server_config::ServerConfig;
@@ -17,7 +17,7 @@ use std::rc::Rc;
 pub struct Server {
     pub app: App,
     pub committer: Rc<Committer>,
-    pub fanout: Rc<Fanout>,
+    pub peer_cache: Rc<PeerCache>,
     pub stats: Rc<Stats>,
     pub registry: Rc<Registry>,
     pub drain: Drain,
@@ -35,7 +35,7 @@ impl Server {
         Rc::new(Self {
             committer: Committer::new(app.log.clone(), stats.clone()),
             stats,
-            fanout: Fanout::new(config.peer_service.clone(), config.peer_cache),
+            peer_cache: PeerCache::new(config.peer_service.clone(), config.peer_cache),
             app,
             registry: Registry::new(config.max_connections),
             drain: Drain::new(config.drain_delay, config.drain_timeout),
@@ -53,7 +53,7 @@ impl Server {
     pub fn host(&self) -> ServerHost<'_> {
         ServerHost {
             committer: &self.committer,
-            fanout: &self.fanout,
+            peer_cache: &self.peer_cache,
             stats: &self.stats,
             registry: &self.registry,
             drain: &self.drain,
