@@ -9,7 +9,7 @@ use crate::visit_log::{LogError, VisitLog};
 use std::rc::Rc;
 use std::time::Duration;
 
-/// A visit's append: its count (its own line's number), or why it was not recorded. Shared
+/// A visit's append: its count (its own record's number), or why it was not recorded. Shared
 /// (`Rc`) because a batch that fails gives every visit in it the same error.
 pub type Appended = Result<u64, Rc<LogError>>;
 
@@ -43,7 +43,7 @@ pub trait Host {
     fn metrics(&self, _pod: &str, _out: &mut String) {}
 }
 
-/// A host that appends each visit at once and has no peer client: for tests, the fuzz
+/// A host that appends each visit at once and asks no peers: for tests, the fuzz
 /// target and the native benchmark baseline.
 #[derive(Debug, Clone, Copy)]
 pub struct Direct<'a>(pub &'a VisitLog);

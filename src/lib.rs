@@ -1,7 +1,7 @@
 //! spin-visits: a visit log that runs as a WebAssembly component.
 //!
 //! The crate, from the bottom up; everything here is tested on the host:
-//! - [`record`]: Moscow time and the 33-byte line of one visit;
+//! - [`record`]: Moscow time and the 33-byte record of one visit;
 //! - [`visit_log`]: `visits.txt`: appends (one record or a batch), counts, tails, streamed
 //!   reads, and the diagnosis of a full, read-only or missing volume;
 //! - [`listing`], [`page`], [`metrics`], [`cluster_view`]: what `/visits`, `/`, `/metrics` and

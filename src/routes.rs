@@ -110,9 +110,9 @@ pub async fn handle(request: &Request<RequestBody>, app: &App, host: &impl Host)
     };
     match route {
         Route::Visit => {
-            let line = record::record_line(&(app.clock)());
-            let appended = host.append(line).await;
-            visit_page(&line, appended, pod)
+            let record = record::record_at(&(app.clock)());
+            let appended = host.append(record).await;
+            visit_page(&record, appended, pod)
         }
         Route::Visits => visits(request, app, store_of(app, host)),
         Route::Health => text(StatusCode::OK, "ok\n".into(), pod),
@@ -236,11 +236,11 @@ fn checked_route(request: &Request<RequestBody>) -> Result<Route, Refusal> {
 
 /// The page for a visit once its append returned: the recorded time and its own count, or
 /// the reason it was not recorded.
-fn visit_page(line: &[u8; record::RECORD_LEN], appended: Appended, pod: &str) -> Response<Body> {
+fn visit_page(record: &[u8; record::RECORD_LEN], appended: Appended, pod: &str) -> Response<Body> {
     match appended {
         Ok(count) => {
             let html = page::render(&VisitView {
-                moscow_time: record::timestamp_text(line),
+                moscow_time: record::timestamp_text(record),
                 count,
                 pod_name: pod,
             });

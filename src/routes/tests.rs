@@ -87,15 +87,16 @@ fn visits_lists_text_json_and_tail() {
     for _ in 0..3 {
         call(&app, Method::GET, "/", None);
     }
-    let line = "2023-11-18 17:54:26.913511+03:00";
+    let record = "2023-11-18 17:54:26.913511+03:00";
     let (_, headers, body) = call(&app, Method::GET, "/visits", None);
     assert_eq!(headers[CONTENT_TYPE], "text/plain; charset=utf-8");
-    assert_eq!(body, format!("{line}\n").repeat(3));
+    assert_eq!(body, format!("{record}\n").repeat(3));
     assert_eq!(
         call(&app, Method::GET, "/visits?tail=1", None).2,
-        format!("{line}\n")
+        format!("{record}\n")
     );
-    let json = format!(r#"{{"pod":"visits-0","count":3,"first":2,"visits":["{line}","{line}"]}}"#);
+    let json =
+        format!(r#"{{"pod":"visits-0","count":3,"first":2,"visits":["{record}","{record}"]}}"#);
     assert_eq!(
         call(&app, Method::GET, "/visits?tail=2&format=json", None).2,
         json
@@ -285,7 +286,7 @@ fn readiness_fails_with_free_bytes_once_under_the_reserve() {
     // 200 visits take two 4 KiB blocks: 8 KiB of 16 KiB are left, under the 12 KiB reserve.
     std::fs::write(
         dir.path().join("visits.txt"),
-        record::record_line(&fixed_clock()).repeat(200),
+        record::record_at(&fixed_clock()).repeat(200),
     )
     .unwrap();
     let (status, _, body) = call(&app, Method::GET, "/readyz", None);
@@ -304,15 +305,15 @@ fn readiness_fails_with_free_bytes_once_under_the_reserve() {
 fn the_listing_says_where_it_starts_after_retention() {
     let dir = tempfile::tempdir().unwrap();
     // What retention leaves: visits 1 to 10 let go, 11 to 12 sealed, 3 in visits.txt.
-    let line = record::record_line(&fixed_clock());
+    let record = record::record_at(&fixed_clock());
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, &line.repeat(2)).unwrap();
+    std::io::Write::write_all(&mut gz, &record.repeat(2)).unwrap();
     std::fs::write(
         dir.path().join("visits.000000000011-000000000012.txt.gz"),
         gz.finish().unwrap(),
     )
     .unwrap();
-    std::fs::write(dir.path().join("visits.txt"), line.repeat(3)).unwrap();
+    std::fs::write(dir.path().join("visits.txt"), record.repeat(3)).unwrap();
     let app = app_in(dir.path());
     let (_, headers, body) = call(&app, Method::GET, "/visits", None);
     assert_eq!(headers[crate::peers::COUNT_HEADER], "15");

@@ -56,8 +56,8 @@ impl VisitLog {
             if wanted == 0 {
                 break;
             }
-            let skip = sealed.lines().saturating_sub(wanted);
-            wanted = wanted.saturating_sub(sealed.lines());
+            let skip = sealed.records().saturating_sub(wanted);
+            wanted = wanted.saturating_sub(sealed.records());
             pending.push_front(Pending::Sealed {
                 path: self.sealed_path(sealed),
                 skip,

@@ -47,7 +47,7 @@ pub(super) struct Sealing {
     read: u64,
     carry: Vec<u8>,
     encoder: GzEncoder<File>,
-    /// The number of the segment's first line.
+    /// The number of the segment's first record.
     first: u64,
     lines: u64,
 }
@@ -314,7 +314,7 @@ impl VisitLog {
             }
             matched += 1;
         }
-        Ok(matched == sealed.lines())
+        Ok(matched == sealed.records())
     }
 
     fn io(&self, action: &'static str, name: &str, source: io::Error) -> LogError {
