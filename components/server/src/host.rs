@@ -1,10 +1,11 @@
 //! The handler's port on the server: visits go through group commit, the cluster view
-//! through the shared round of asks (`peer_cache`), and `/readyz` says so while the replica
-//! drains.
+//! through the shared round of asks (`peer_cache`), and `/readyz` fails while the replica
+//! drains or while another server writes its data directory (`presence`).
 
 use crate::commit::Committer;
 use crate::drain::Drain;
 use crate::peer_cache::PeerCache;
+use crate::presence::Watch;
 use crate::registry::Registry;
 use crate::stats::Stats;
 use spin_visits::host::{Appended, Host};
@@ -19,6 +20,7 @@ pub struct ServerHost<'a> {
     pub stats: &'a Stats,
     pub registry: &'a Registry,
     pub drain: &'a Drain,
+    pub watch: &'a Watch,
 }
 
 impl Host for ServerHost<'_> {
@@ -37,9 +39,10 @@ impl Host for ServerHost<'_> {
     }
 
     fn unready_reason(&self) -> Option<String> {
-        self.drain
-            .draining()
-            .then(|| "draining: this replica is shutting down".to_owned())
+        match self.drain.draining() {
+            true => Some("draining: this replica is shutting down".to_owned()),
+            false => self.watch.unready_reason(),
+        }
     }
 
     fn metrics(&self, pod: &str, out: &mut String) {

@@ -16,7 +16,8 @@
 //! - `server` (the parts wired once), `host` (the handler's port: `commit` for group commit,
 //!   `peer_cache` → `peer_transport` → `lookup` for the cluster view, `/visits/all`; `stats`
 //!   for `/metrics`);
-//! - `drain` and `admin` (`/drain`, then exit).
+//! - `drain` and `admin` (`/drain`, then exit);
+//! - `presence` (another server on the same data directory: a log line and `/readyz`).
 
 mod accept;
 mod adapter;
@@ -32,6 +33,7 @@ mod listener;
 mod lookup;
 mod peer_cache;
 mod peer_transport;
+mod presence;
 mod progress;
 mod registry;
 mod server;
@@ -54,7 +56,13 @@ async fn main() -> anyhow::Result<()> {
     let admin = Listener::bind(admin_addr, 16)
         .await
         .with_context(|| format!("cannot listen on ADMIN_ADDR={admin_addr}"))?;
-    let server = Server::new(&config);
+    // No "http://" in it: tests find the bound address by that in the output.
+    let about = format!(
+        "pod {} listening on {}",
+        config.app.pod_name,
+        listener.local_addr()?
+    );
+    let server = Server::new(&config, &about);
     // Completes or rolls back a seal a crash interrupted, before any visit is appended.
     match server.app.log.recover() {
         Ok(done) => done
@@ -80,6 +88,8 @@ async fn main() -> anyhow::Result<()> {
         server.app.config.segment_bytes,
         admin.local_addr()?,
     );
+    // Beats at once, so a second server on the same directory says so as it starts.
+    wstd::runtime::spawn(server.watch.clone().run()).detach();
     wstd::runtime::spawn(admin::run(server.clone(), admin)).detach();
     accept::run(server, listener).await;
     Ok(())

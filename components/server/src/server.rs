@@ -1,5 +1,6 @@
 //! The server's parts, wired once: the handler's app, group commit, the peer cache, the
-//! counters, the connection registry, the drain. Each room takes what it needs from here;
+//! counters, the connection registry, the drain, the watch for another server on the data
+//! directory. Each room takes what it needs from here;
 //! none of them imports another's internals.
 
 use crate::commit::Committer;
@@ -8,6 +9,7 @@ use crate::drain::Drain;
 use crate::host::ServerHost;
 use crate::in_flight::Requests;
 use crate::peer_cache::PeerCache;
+use crate::presence::Watch;
 use crate::registry::Registry;
 use crate::stats::Stats;
 use spin_visits::server_config::ServerConfig;
@@ -21,12 +23,14 @@ pub struct Server {
     pub stats: Rc<Stats>,
     pub registry: Rc<Registry>,
     pub drain: Drain,
+    pub watch: Rc<Watch>,
     pub requests: Requests,
     pub timeouts: Timeouts,
 }
 
 impl Server {
-    pub fn new(config: &ServerConfig) -> Rc<Self> {
+    /// `about` names this server to another on the same data directory.
+    pub fn new(config: &ServerConfig, about: &str) -> Rc<Self> {
         let mut app = App::new(config.app.clone());
         // A replica's volume is its own (one pod per claim) and the committer writes one
         // batch at a time: the log is held open, and the handler's probes share it.
@@ -39,6 +43,7 @@ impl Server {
             app,
             registry: Registry::new(config.max_connections),
             drain: Drain::new(config.drain_delay, config.drain_timeout),
+            watch: Watch::new(&config.app.data_dir, about),
             requests: Requests::default(),
             timeouts: Timeouts {
                 idle: config.idle_timeout,
@@ -57,11 +62,14 @@ impl Server {
             stats: &self.stats,
             registry: &self.registry,
             drain: &self.drain,
+            watch: &self.watch,
         }
     }
 
-    /// `/drain`.
+    /// `/drain`; the process exits after it, so this server leaves the data directory.
     pub async fn drain(&self) -> String {
-        self.drain.run(&self.registry, &self.requests).await
+        let said = self.drain.run(&self.registry, &self.requests).await;
+        self.watch.leave();
+        said
     }
 }
