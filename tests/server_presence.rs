@@ -55,6 +55,18 @@ fn readyz(replica: &Replica) -> (u16, String) {
     (reply.status, reply.body)
 }
 
+/// Waits, a beat at most, until `replica`'s `/readyz` fails naming `other` (pod `pod`); how
+/// long that took.
+fn detects(replica: &Replica, pod: &str, other: &Replica) -> Duration {
+    let said = named(pod, other);
+    eventually(BEAT + Duration::from_secs(2), "the detection", || {
+        let (status, reason) = readyz(replica);
+        (status == 503 && reason.contains(&said))
+            .then_some(())
+            .ok_or(reason)
+    })
+}
+
 fn admin_addr(replica: &Replica) -> String {
     let output = replica.output();
     let rest = &output[output.find("admin on http://").expect("the admin address") + 16..];
@@ -84,17 +96,8 @@ fn a_second_server_on_the_same_directory_is_detected_and_named() {
     assert_eq!(status, 503, "{reason}");
     assert!(reason.contains(&said), "{reason}");
 
+    let took = detects(&first, "visits-b", &second);
     let said = named("visits-b", &second);
-    let took = eventually(
-        BEAT + Duration::from_secs(2),
-        "the first server's detection",
-        || {
-            let (status, reason) = readyz(&first);
-            (status == 503 && reason.contains(&said))
-                .then_some(())
-                .ok_or(reason)
-        },
-    );
     assert!(first.output().contains(&said), "{}", first.output());
     // Detection says; it stops nothing: visits are still recorded (and the count is wrong,
     // which is why readiness fails).
@@ -127,17 +130,7 @@ fn a_killed_servers_beat_counts_until_it_ages_out() {
     let claim = tempfile::tempdir().unwrap();
     let first = server(claim.path(), "visits-a");
     let second = server(claim.path(), "visits-b");
-    let said = named("visits-b", &second);
-    eventually(
-        BEAT + Duration::from_secs(2),
-        "the first server's detection",
-        || {
-            let (status, reason) = readyz(&first);
-            (status == 503 && reason.contains(&said))
-                .then_some(())
-                .ok_or(reason)
-        },
-    );
+    detects(&first, "visits-b", &second);
     // kill -9 leaves the file: its last beat is fresh for FRESH less at most one BEAT.
     second.kill();
     let killed = Instant::now();

@@ -23,6 +23,7 @@ const CHUNK_LEN: usize = 64 * 1024;
 
 mod append;
 mod batch;
+mod chunks;
 mod diagnosis;
 mod error;
 mod held;
