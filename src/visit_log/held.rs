@@ -79,15 +79,15 @@ impl VisitLog {
         let held = self.current(slot)?;
         let size_before = held.size;
         let torn = std::mem::take(&mut held.torn);
-        let lines = match self.write_batch(&mut held.file, size_before, torn, records) {
-            Ok(lines) => lines,
+        let written = match self.write_batch(&mut held.file, size_before, torn, records) {
+            Ok(written) => written,
             Err(err) => {
                 // Opened afresh next time, which finds out what the file holds now.
                 *slot = None;
                 return Err(err);
             }
         };
-        let end = size_before + lines.len() as u64;
+        let end = size_before + written.len() as u64;
         held.size = end;
         held.modified = None;
         Ok(held.base + end / RECORD_LEN as u64 + 1 - records.len() as u64)

@@ -18,6 +18,7 @@
 //! Steps 2 and 3 run in one call, so no read or append of this process sees the segment and
 //! its lines twice; only a crash between them does, and the start undoes it.
 
+use super::chunks::Carry;
 use super::held::State;
 use super::segments::{Layout, Sealed, NEXT_NAME, SEALING_NAME};
 use super::{LogError, VisitLog, CHUNK_LEN, LOG_FILE_NAME};
@@ -45,11 +46,12 @@ pub(super) struct Sealing {
     end: u64,
     /// How far compression has read.
     read: u64,
-    carry: Vec<u8>,
+    carry: Carry,
     encoder: GzEncoder<File>,
-    /// The number of the segment's first line.
+    /// The number of the segment's first record.
     first: u64,
-    lines: u64,
+    /// Records compressed so far.
+    records: u64,
 }
 
 /// What a step of [`VisitLog::seal_step`] did.
@@ -145,34 +147,27 @@ impl VisitLog {
             source,
             end,
             read: 0,
-            carry: Vec::new(),
+            carry: Carry::default(),
             encoder,
             first: base + 1,
-            lines: 0,
+            records: 0,
         })
     }
 
     /// Compresses the next slice of whole, well-formed lines (a crash's fragment is left out).
     fn compress_slice(&self, sealing: &mut Sealing) -> io::Result<()> {
         let want = SLICE.min(sealing.end - sealing.read) as usize;
-        let mut chunk = std::mem::take(&mut sealing.carry);
-        let carried = chunk.len();
-        chunk.resize(carried + want, 0);
-        sealing.source.read_exact(&mut chunk[carried..])?;
-        sealing.read += want as u64;
-        let complete = chunk
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |at| at + 1);
-        for line in chunk[..complete].split(|&b| b == b'\n') {
-            if line.len() == TIMESTAMP_LEN && is_timestamp(line) {
-                sealing.encoder.write_all(line)?;
+        sealing.carry.next(
+            want,
+            |buf| sealing.source.read_exact(buf).map(|()| buf.len()),
+            |record| {
+                sealing.encoder.write_all(record)?;
                 sealing.encoder.write_all(b"\n")?;
-                sealing.lines += 1;
-            }
-        }
-        chunk.drain(..complete);
-        sealing.carry = chunk;
+                sealing.records += 1;
+                io::Result::Ok(())
+            },
+        )?;
+        sealing.read += want as u64;
         Ok(())
     }
 
@@ -183,7 +178,7 @@ impl VisitLog {
             end,
             encoder,
             first,
-            lines,
+            records,
             ..
         } = sealing;
         let output = encoder
@@ -201,10 +196,10 @@ impl VisitLog {
         crash_point("synced");
         let sealed = Sealed {
             first,
-            last: first + lines - 1,
+            last: first + records - 1,
             bytes,
         };
-        if lines > 0 {
+        if records > 0 {
             fs::rename(self.dir.join(SEALING_NAME), self.sealed_path(&sealed))
                 .map_err(|source| self.io("rename", SEALING_NAME, source))?;
             self.sync_directory()?;
@@ -215,7 +210,7 @@ impl VisitLog {
         if let Err(err) = self.cut(&mut source, end) {
             // The segment's lines are still in visits.txt: without the segment, nothing is
             // counted twice (what the next start would do after a crash here).
-            if lines > 0 && fs::remove_file(self.sealed_path(&sealed)).is_ok() {
+            if records > 0 && fs::remove_file(self.sealed_path(&sealed)).is_ok() {
                 let _ = self.sync_directory();
             }
             return Err(err);
@@ -314,7 +309,7 @@ impl VisitLog {
             }
             matched += 1;
         }
-        Ok(matched == sealed.lines())
+        Ok(matched == sealed.records())
     }
 
     fn io(&self, action: &'static str, name: &str, source: io::Error) -> LogError {

@@ -1,5 +1,5 @@
 //! TCP over wasi:sockets, poll-based so hyper can drive it directly: the stream under both
-//! the server's connections ([`crate::connection`]) and the peer client's. Readiness waits go
+//! the server's connections ([`crate::connection`]) and the peer transport's. Readiness waits go
 //! through wstd's reactor (`AsyncPollable`), which also runs the tasks.
 //!
 //! wstd's own `TcpStream` only offers `async fn` reads and writes; driving those from
