@@ -95,8 +95,15 @@ restart_containerd() {
         kill "$pid"
         while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
     fi
+    # The open-file limit containerd has on a systemd node: its containerd.service (2.x) sets
+    # no LimitNOFILE, so systemd's default applies, 1024 soft and 524288 hard (the hard one
+    # capped at what this machine allows). Go raises its own soft limit but gives children the
+    # original one, and CRI sets no RLIMIT_NOFILE, so every shim and pod gets 1024 soft.
+    local hard
+    hard=$(ulimit -Hn)
+    [[ $hard == unlimited || $hard -gt 524288 ]] && hard=524288
     # containerd finds a runtime's shim (containerd-shim-<name>-<version>) on its PATH.
-    start containerd env PATH="$CLUSTER_STATE/bin:$CLUSTER_BIN:$PATH" \
+    start containerd prlimit --nofile="1024:$hard" env PATH="$CLUSTER_STATE/bin:$CLUSTER_BIN:$PATH" \
         "$CLUSTER_BIN/containerd" --config "$CONF/containerd.toml"
     wait_for containerd 60 "${CTR[@]}" version
 }
