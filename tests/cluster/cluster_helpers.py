@@ -126,6 +126,8 @@ def leftovers(state):
     mounts = Path("/proc/mounts").read_text()
     found += [line for line in mounts.splitlines() if str(state) in line]
     found += [str(p) for p in Path("/sys/fs/cgroup").glob("*/spin-visits-node")]
+    # The kubelet's log directories (inside the node, /var/log is under the state directory).
+    found += [d for d in ("/var/log/pods", "/var/log/containers") if Path(d).exists()]
     keydir = str(cluster_env()[0])
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
