@@ -93,6 +93,22 @@ class Cluster:
         volume = self.json("get", "pvc", "-n", namespace, claim)["spec"]["volumeName"]
         return Path(self.json("get", "pv", volume)["spec"]["local"]["path"])
 
+    def ctr(self, *args):
+        """containerd's ctr inside the node (its network and mount namespaces), namespace k8s.io."""
+        keydir, _ = cluster_env()
+        holder = (self.state / "run" / "holder.pid").read_text().strip()
+        return subprocess.run(
+            ["nsenter", "--target", holder, "--net", "--mount", "--", str(keydir / "bin" / "ctr"),
+             "--address", str(self.state / "containerd" / "containerd.sock"),
+             "--namespace", "k8s.io", *args],
+            check=True, capture_output=True, text=True, timeout=60).stdout
+
+    def task_pid(self, pod):
+        """The host pid of a pod's (first) container's task, as containerd reports it."""
+        cid = pod["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://")
+        tasks = dict(line.split()[:2] for line in self.ctr("task", "ls").splitlines()[1:])
+        return int(tasks[cid])
+
     def deploy_server(self, replicas=PODS):
         """`kubectl apply -k k8s/` (a no-op when it is there already) and its pods Ready."""
         self.kubectl("apply", "-k", str(ROOT / "k8s"))
