@@ -18,6 +18,11 @@ def ready_time(pod):
 
 @pytest.fixture(scope="module")
 def deployed(cluster):
+    # Pods made by an earlier module's rollout or scale say nothing about Parallel: start
+    # from a new StatefulSet (the claims are retained and bound again).
+    cluster.kubectl("delete", "statefulset", "visits", "--ignore-not-found", "--wait=true",
+                    timeout=120)
+    cluster.wait("the old pods gone", lambda: not cluster.pods(), timeout=120)
     return cluster, cluster.deploy_server()
 
 
