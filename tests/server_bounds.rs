@@ -255,9 +255,9 @@ fn eleven_hundred_keep_alive_clients_under_a_1024_open_file_limit() {
     const CLIENTS: usize = 1100;
     const VISITS_PER_CLIENT: usize = 2;
     // Why 10 s: a visit is answered in milliseconds (group commit, one sync per batch), and a
-    // client waiting in the backlog gets a slot as soon as an answer carries `Connection:
-    // close`, which every answer does while all slots are taken; 1 100 × 2 visits take about
-    // a second here. A slot that is only freed by the client hanging up, or by the idle
+    // client waiting in the backlog gets a slot as soon as a connection idle for a second
+    // is closed for it (8 at a time), or an answer carries `Connection: close` (a connection
+    // that has had its turn, while clients wait); 1 100 × 2 visits take a few seconds here. A slot that is only freed by the client hanging up, or by the idle
     // timeout (60 s), leaves the clients in the backlog waiting far longer, and a connect
     // dropped from a full backlog is retried by the kernel after 1 s and 3 s: both stay
     // distinguishable from 10 s.

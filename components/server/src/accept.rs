@@ -2,7 +2,8 @@
 //! is first in, first out, and the loop accepts the next connection only once the one before
 //! has a slot. At the cap the accepted newcomer does not wait while a connection making no
 //! progress holds a slot: the registry closes that one for it (`registry.rs`), and while the
-//! newcomer waits every answer ends its connection, so slots turn over in turn.
+//! newcomer waits a connection that has had its turn ends with its next answer, so slots
+//! turn over in turn.
 //!
 //! A newcomer held while it waits costs one descriptor beyond the cap; running out of
 //! descriptors lowers the cap to keep a reserve, and a quiet spell raises it back.
