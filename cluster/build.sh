@@ -42,7 +42,16 @@ check_tools() {
     tools_checked=1
 }
 
-# Runs one part's build unless its stamp exists, logs it, records its wall time.
+# CPU seconds (user + system) of this shell's finished children so far, into variable $1.
+# `times` must run in this shell (not in a $(...) subshell, which has no children of its own).
+children_cpu() {
+    times >"$CLUSTER_KEYDIR/.times"
+    printf -v "$1" '%s' "$(tail -n1 "$CLUSTER_KEYDIR/.times" |
+        awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%d", t }')"
+}
+
+# Runs one part's build unless its stamp exists, logs it, records its wall time and CPU time
+# (on a shared machine the wall time says more about the load than about the build).
 part() {
     local name=$1; shift
     local stamp="$CLUSTER_KEYDIR/stamps/$name" log="$CLUSTER_KEYDIR/logs/build-$name.log"
@@ -52,14 +61,15 @@ part() {
     fi
     check_tools
     echo "build: $name (log: $log)"
-    local start; start=$(date +%s)
+    local start cpu0 cpu1; start=$(date +%s); children_cpu cpu0
     if ! "$@" >"$log" 2>&1; then
         echo "build: $name FAILED; last lines of $log:" >&2
         tail -n 30 "$log" >&2
         return 1
     fi
-    local secs=$(( $(date +%s) - start ))
-    echo "$name ${secs}s load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$CLUSTER_KEYDIR/times"
+    local secs=$(( $(date +%s) - start )); children_cpu cpu1
+    local cpu=$(( cpu1 - cpu0 ))
+    echo "$name ${secs}s cpu ${cpu}s load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$CLUSTER_KEYDIR/times"
     touch "$stamp"
     echo "build: $name done in ${secs}s"
 }
