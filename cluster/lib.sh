@@ -33,3 +33,5 @@ PAUSE_IMAGE="localhost/spin-visits-cluster/pause:$KUBERNETES_VERSION"
 COREDNS_IMAGE="localhost/spin-visits-cluster/coredns:$COREDNS_VERSION"
 # The name k8s/kustomization.yaml gives the project's image.
 PROJECT_IMAGE=localhost:5000/spin-visits:0.1.0
+# The name k8s/spin/kustomization.yaml gives the Spin component's image (spin-image/).
+SPIN_IMAGE=localhost:5000/spin-visits-spin:0.1.0

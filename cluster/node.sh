@@ -31,8 +31,13 @@ netns_up() {
     # Namespace-local: the node forwards between its pods' bridge and its Services.
     "${ns[@]}" sysctl -qw net.ipv4.ip_forward=1
     if ! alive holder; then
+        # The kubelet writes containers' logs under /var/log/pods and /var/log/containers (the
+        # latter not configurable): inside the node, /var/log is a directory of the state.
+        mkdir -p "$CLUSTER_STATE/node-var-log"
         setsid nsenter --net="/run/netns/$CLUSTER_NETNS" -- \
-            unshare --mount --propagation slave -- sleep infinity </dev/null >/dev/null 2>&1 &
+            unshare --mount --propagation slave -- sh -c \
+            'mount --bind "$1" /var/log && exec sleep infinity' sh "$CLUSTER_STATE/node-var-log" \
+            </dev/null >/dev/null 2>&1 &
         echo $! >"$RUN/holder.pid"
         sleep 0.2
         alive holder || die "could not start the node's namespace holder"

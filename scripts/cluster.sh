@@ -55,6 +55,7 @@ start_control_plane() {
         --service-account-signing-key-file="$PKI/sa.key" \
         --service-account-issuer="https://kubernetes.default.svc.$CLUSTER_DOMAIN" \
         --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
+        --kubelet-preferred-address-types=InternalIP \
         --allow-privileged=true --profiling=false --v=1
     wait_for kube-apiserver 180 healthy "https://$NODE_IP:$APISERVER_PORT/readyz"
 
@@ -95,8 +96,15 @@ restart_containerd() {
         kill "$pid"
         while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
     fi
+    # The open-file limit containerd has on a systemd node: its containerd.service (2.x) sets
+    # no LimitNOFILE, so systemd's default applies, 1024 soft and 524288 hard (the hard one
+    # capped at what this machine allows). Go raises its own soft limit but gives children the
+    # original one, and CRI sets no RLIMIT_NOFILE, so every shim and pod gets 1024 soft.
+    local hard
+    hard=$(ulimit -Hn)
+    [[ $hard == unlimited || $hard -gt 524288 ]] && hard=524288
     # containerd finds a runtime's shim (containerd-shim-<name>-<version>) on its PATH.
-    start containerd env PATH="$CLUSTER_STATE/bin:$CLUSTER_BIN:$PATH" \
+    start containerd prlimit --nofile="1024:$hard" env PATH="$CLUSTER_STATE/bin:$CLUSTER_BIN:$PATH" \
         "$CLUSTER_BIN/containerd" --config "$CONF/containerd.toml"
     wait_for containerd 60 "${CTR[@]}" version
 }
@@ -117,6 +125,26 @@ install_wasm_runtime() {
         BIN_DIR="$CLUSTER_STATE/bin" RESTART="$repo/scripts/cluster.sh restart-containerd" \
         sh "$repo/runtime-class/by-hand/install-wasmtime-shim.sh"
     rm -f "$tarball"
+}
+
+# containerd-shim-spin for k8s/spin/, installed as runtime-class-manager's Spin Shim
+# (runtime-class/runtime-class-manager/shim-spin.yaml) installs it on a labelled node: the
+# binary on containerd's PATH and a runtime named after it without "containerd-shim-"
+# (spin-v2), no cgroup option (this node's driver is cgroupfs). cluster_objects adds the
+# Shim's RuntimeClass (wasmtime-spin-v2) and the node's spin=true label.
+install_spin_runtime() {
+    local shim="${SPIN_SHIM:-$repo/../shared/bin/containerd-shim-spin-v2}"
+    [[ -x $shim ]] || shim=$(command -v containerd-shim-spin-v2 || true)
+    if [[ ! -x $shim ]]; then
+        echo "cluster: containerd-shim-spin-v2 not found (set SPIN_SHIM): no wasmtime-spin-v2" >&2
+        return 0
+    fi
+    install -D -m 0755 "$shim" "$CLUSTER_STATE/bin/containerd-shim-spin-v2"
+    grep -Fq "containerd.runtimes.spin-v2]" "$CONF/containerd.toml" && return 0
+    printf '\n[plugins.%s.containerd.runtimes.spin-v2]\n  runtime_type = %s\n' \
+        "'io.containerd.cri.v1.runtime'" "'io.containerd.spin.v2'" >>"$CONF/containerd.toml"
+    echo "registered the spin-v2 runtime in $CONF/containerd.toml"
+    if alive containerd; then restart_containerd; fi
 }
 
 # build_image NAME ARCHIVE BINARY ENTRYPOINT USER: a FROM-scratch image of one static binary.
@@ -146,17 +174,26 @@ node_images() {
     import_image "$COREDNS_IMAGE" "$CLUSTER_KEYDIR/images/coredns.tar"
 }
 
-# The project's image from its Dockerfile, under the name k8s/ gives it (imagePullPolicy
-# IfNotPresent finds it on the node). Rebuilt on every `up`: the component may have changed.
+# The project's images from their Dockerfiles, under the names k8s/ and k8s/spin/ give them
+# (imagePullPolicy IfNotPresent finds them on the node). Rebuilt on every `up`: the components
+# may have changed.
 project_image() {
-    local wasm="$repo/target/wasm32-wasip2/release/spin-visits-server.wasm"
+    local release="$repo/target/wasm32-wasip2/release"
     if [[ ${CLUSTER_SKIP_CARGO:-0} != 1 ]]; then
-        (cd "$repo" && cargo build --quiet --release --target wasm32-wasip2 -p spin-visits-server)
+        (cd "$repo" && cargo build --quiet --release --target wasm32-wasip2 -p spin-visits-server \
+            -p spin-visits-sqlite)
     fi
-    [[ -f $wasm ]] || die "$wasm missing"
-    local archive="$CLUSTER_STATE/spin-visits.tar"
-    "${BUILDAH[@]}" bud --quiet --platform wasi/wasm -t "$PROJECT_IMAGE" "$repo" >/dev/null
-    "${BUILDAH[@]}" push --quiet "$PROJECT_IMAGE" "oci-archive:$archive:$PROJECT_IMAGE"
+    [[ -f $release/spin-visits-server.wasm ]] || die "$release/spin-visits-server.wasm missing"
+    [[ -f $release/spin_visits_sqlite.wasm ]] || die "$release/spin_visits_sqlite.wasm missing"
+    image_from "$PROJECT_IMAGE" "$repo/Dockerfile"
+    image_from "$SPIN_IMAGE" "$repo/spin-image/Dockerfile"
+}
+
+# image_from NAME DOCKERFILE: built by buildah from the repository root, imported into the node.
+image_from() {
+    local archive="$CLUSTER_STATE/image.tar"
+    "${BUILDAH[@]}" bud --quiet --platform wasi/wasm -f "$2" -t "$1" "$repo" >/dev/null
+    "${BUILDAH[@]}" push --quiet "$1" "oci-archive:$archive:$1"
     "${CTR[@]}" images import --all-platforms "$archive" >/dev/null
     rm -f "$archive"
 }
@@ -167,6 +204,10 @@ start_node() {
     write_kubelet_config
     write_kube_proxy_config
     mkdir -p "$CLUSTER_STATE/containerd" "$CLUSTER_STATE/bin" "$CLUSTER_STATE/kubelet"
+    # The Spin runtime goes into the config before containerd first starts: a restart under
+    # running runwasi pods left their old tasks holding the pods' ports (new ones crash-looped
+    # with "address-in-use").
+    install_spin_runtime
     alive containerd || restart_containerd
     install_wasm_runtime
     alive containerd || restart_containerd
@@ -192,6 +233,10 @@ start_node() {
 cluster_objects() {
     kubectl_ label --overwrite "node/$NODE_NAME" wasmtime=true >/dev/null
     kubectl_ apply -f "$repo/runtime-class/by-hand/runtimeclass.yaml" >/dev/null
+    if [[ -x $CLUSTER_STATE/bin/containerd-shim-spin-v2 ]]; then
+        kubectl_ label --overwrite "node/$NODE_NAME" spin=true >/dev/null
+        kubectl_ apply -f "$CLUSTER_DIR/manifests/runtimeclass-spin.yaml" >/dev/null
+    fi
     write_storage_manifest "${CLUSTER_VOLUMES:-8}"
     kubectl_ apply -f "$CONF/storage.yaml" >/dev/null
     sed -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|" -e "s|@DNS_SERVICE_IP@|$DNS_SERVICE_IP|" \

@@ -3,9 +3,13 @@
 
 use crate::visit_log::{Fsync, DEFAULT_SEGMENT_BYTES};
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub const DEFAULT_DATA_DIR: &str = "/data";
 pub const DEFAULT_POD_NAME: &str = "local";
+/// Longer than a healthy peer ever takes; a peer that is down should not hold up the page.
+pub const DEFAULT_PEER_TIMEOUT_MILLISECONDS: u64 = 2000;
+pub const MAX_PEER_TIMEOUT_MILLISECONDS: u64 = 60_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -13,9 +17,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Which replica this is (`POD_NAME`, from the downward API on Kubernetes).
     pub pod_name: String,
-    /// Every replica's `host:port`, this one included, for `/visits/all` (`PEERS`,
-    /// comma-separated; on Kubernetes the headless Service's stable names).
+    /// The peers: every replica's `host:port`, this one included, for the cluster view
+    /// (`PEERS`, comma-separated; on Kubernetes the headless Service's stable names).
     pub peers: Vec<String>,
+    /// `PEER_TIMEOUT_MILLISECONDS`: the most the cluster view waits for a peer's whole
+    /// answer before it shows the peer as down.
+    pub peer_timeout: Duration,
     /// When a visit is acknowledged (`APPEND_FSYNC`: `always`, after the data is synced, or
     /// `no`, after the write). An unknown value means the safe default here; the server
     /// component refuses to start on one (see [`Config::read`]).
@@ -102,13 +109,27 @@ impl Config {
                 .ok_or_else(|| format!("RETAIN_BYTES={value} is not a size such as 80Mi or 80%")),
         });
         let reserve_bytes = size("RESERVE_BYTES");
+        let peer_timeout = set("PEER_TIMEOUT_MILLISECONDS").map(|value| {
+            value
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| (1..=MAX_PEER_TIMEOUT_MILLISECONDS).contains(ms))
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    format!(
+                        "PEER_TIMEOUT_MILLISECONDS={value} is not a whole number from 1 to \
+                         {MAX_PEER_TIMEOUT_MILLISECONDS}"
+                    )
+                })
+        });
         let refused = append_fsync
             .clone()
             .and_then(Result::err)
             .or_else(|| volume_capacity.clone().and_then(Result::err))
             .or_else(|| segment_bytes.clone().and_then(Result::err))
             .or_else(|| retain_bytes.clone().and_then(Result::err))
-            .or_else(|| reserve_bytes.clone().and_then(Result::err));
+            .or_else(|| reserve_bytes.clone().and_then(Result::err))
+            .or_else(|| peer_timeout.clone().and_then(Result::err));
         let volume_capacity = volume_capacity.and_then(Result::ok);
         let config = Self {
             data_dir: set("DATA_DIR")
@@ -127,6 +148,9 @@ impl Config {
                         .collect()
                 })
                 .unwrap_or_default(),
+            peer_timeout: peer_timeout
+                .and_then(Result::ok)
+                .unwrap_or(Duration::from_millis(DEFAULT_PEER_TIMEOUT_MILLISECONDS)),
             append_fsync: append_fsync.and_then(Result::ok).unwrap_or_default(),
             volume_capacity,
             segment_bytes: segment_bytes
@@ -290,6 +314,7 @@ mod tests {
             data_dir: "/data".into(),
             pod_name: "local".into(),
             peers: vec![],
+            peer_timeout: Duration::from_secs(2),
             append_fsync: Fsync::Always,
             volume_capacity: None,
             segment_bytes: 4 << 20,
@@ -307,8 +332,10 @@ mod tests {
             ("POD_NAME", "visits-2"),
             ("PEERS", "visits-0.h:8080, visits-1.h:8080,,"),
             ("APPEND_FSYNC", "no"),
+            ("PEER_TIMEOUT_MILLISECONDS", "750"),
         ]);
         assert_eq!(c.append_fsync, Fsync::No);
+        assert_eq!(c.peer_timeout, Duration::from_millis(750));
         assert_eq!(c.data_dir, PathBuf::from("/mnt/claim"));
         assert_eq!(c.pod_name, "visits-2");
         assert_eq!(c.peers, ["visits-0.h:8080", "visits-1.h:8080"]);

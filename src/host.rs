@@ -2,13 +2,14 @@
 //! wait for. Each entry point implements [`Host`] with what its runtime gives it; the handler
 //! awaits them and knows nothing of Spin, sockets or batching.
 
-use crate::cluster::PeerReport;
+use crate::peers::PeerReport;
 use crate::record::RECORD_LEN;
 use crate::store::VisitStore;
 use crate::visit_log::{LogError, VisitLog};
 use std::rc::Rc;
+use std::time::Duration;
 
-/// A visit's append: its count (its own line's number), or why it was not recorded. Shared
+/// A visit's append: its count (its own record's number), or why it was not recorded. Shared
 /// (`Rc`) because a batch that fails gives every visit in it the same error.
 pub type Appended = Result<u64, Rc<LogError>>;
 
@@ -20,9 +21,10 @@ pub trait Host {
     /// (the server's group commit). Returns once the record is written (and synced).
     async fn append(&self, record: [u8; RECORD_LEN]) -> Appended;
 
-    /// One report per replica for `/visits/all`: `configured` is `PEERS`; a host may find
-    /// the replicas itself when it is empty (the server through `PEER_SERVICE`).
-    async fn ask_peers(&self, configured: &[String]) -> Vec<PeerReport>;
+    /// One report per peer for the cluster view: `configured` is `PEERS`; a host may find
+    /// the peers itself when it is empty (the server through `PEER_SERVICE`). Each is asked
+    /// through [`crate::peers::ask_all`] with `timeout` (`PEER_TIMEOUT_MILLISECONDS`).
+    async fn ask_peers(&self, configured: &[String], timeout: Duration) -> Vec<PeerReport>;
 
     /// Why this replica should not get traffic now (the server while it drains), checked by
     /// `/readyz` before the volume is.
@@ -41,7 +43,7 @@ pub trait Host {
     fn metrics(&self, _pod: &str, _out: &mut String) {}
 }
 
-/// A host that appends each visit at once and has no peer client: for tests, the fuzz
+/// A host that appends each visit at once and asks no peers: for tests, the fuzz
 /// target and the native benchmark baseline.
 #[derive(Debug, Clone, Copy)]
 pub struct Direct<'a>(pub &'a VisitLog);
@@ -51,7 +53,7 @@ impl Host for Direct<'_> {
         self.0.append(&record).map_err(Rc::new)
     }
 
-    async fn ask_peers(&self, configured: &[String]) -> Vec<PeerReport> {
+    async fn ask_peers(&self, configured: &[String], _: Duration) -> Vec<PeerReport> {
         configured
             .iter()
             .map(|peer| PeerReport::down(peer, "this host asks no peers"))

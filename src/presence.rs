@@ -1,6 +1,7 @@
 //! Whether another server writes the same data directory. WASI 0.2 has no file lock, so each
-//! server keeps a presence file of its own there (`.visits.txt.server-<id>`), rewritten every
-//! [`BEAT`], and looks for others written within [`FRESH`]: two servers on one log would
+//! server keeps a presence file of its own there (`.spin-visits-server-<id>-<about>`, empty,
+//! so that it takes no block of a full volume), touched every [`BEAT`], and looks for others
+//! touched within [`FRESH`]: two servers on one log would
 //! double-count `/visits/all` and interleave their group commits, so each says so (a log
 //! line, and `/readyz` fails) until the other is gone. A server that stops cleanly removes its
 //! file; one that crashes leaves a file that stops counting after [`FRESH`] and is removed
@@ -8,24 +9,26 @@
 //! [`FRESH`] (nodes sharing a network volume), and the Spin component, whose instances live
 //! for one request and keep no file.
 
-use std::fs;
+use std::fmt::Write as _;
+use std::fs::{self, OpenOptions};
 use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-const PREFIX: &str = ".visits.txt.server-";
-/// How often a server rewrites its presence file.
+/// Not `.visits.`: the log's own files in the making (a seal, a probe) start with that.
+const PREFIX: &str = ".spin-visits-server-";
+/// How often a server touches its presence file.
 pub const BEAT: Duration = Duration::from_secs(2);
-/// A presence file rewritten this recently belongs to a running server.
+/// A presence file touched this recently belongs to a running server.
 pub const FRESH: Duration = Duration::from_secs(6);
 /// Older than this, a presence file was left by a crash and is removed.
 pub const STALE: Duration = Duration::from_secs(60);
 
 pub struct Presence {
+    /// Its name ends with what describes this server (where it listens), for the other's log
+    /// line.
     path: PathBuf,
-    /// What this server writes in its file: where it listens, for the other's log line.
-    about: String,
 }
 
 impl Presence {
@@ -33,21 +36,28 @@ impl Presence {
     pub fn new(dir: &Path, about: &str) -> Self {
         let id = RandomState::new().hash_one(SystemTime::now());
         Self {
-            path: dir.join(format!("{PREFIX}{id:016x}")),
-            about: about.to_owned(),
+            path: dir.join(format!("{PREFIX}{id:016x}-{}", encode(about))),
         }
     }
 
-    /// Rewrites this server's file, removes crashed servers' files, and returns what the other
-    /// running servers' files say (empty when this server is alone).
+    /// Touches this server's file, removes crashed servers' files, and returns what the other
+    /// running servers' files say of them (empty when this server is alone).
     pub fn beat(&self) -> io::Result<Vec<String>> {
-        fs::write(&self.path, &self.about)?;
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.path)?
+            .set_modified(SystemTime::now())?;
         let now = SystemTime::now();
         let mut others = Vec::new();
         for entry in fs::read_dir(self.path.parent().unwrap_or(Path::new(".")))?.flatten() {
             let path = entry.path();
-            let ours = entry.file_name().to_string_lossy().starts_with(PREFIX);
-            if !ours || path == self.path {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(id_and_about) = name.strip_prefix(PREFIX) else {
+                continue;
+            };
+            if path == self.path {
                 continue;
             }
             let age = entry
@@ -56,7 +66,8 @@ impl Presence {
                 .map(|modified| now.duration_since(modified).unwrap_or_default());
             match age {
                 Ok(age) if age <= FRESH => {
-                    others.push(fs::read_to_string(&path).unwrap_or_default());
+                    let about = id_and_about.split_once('-').map_or("", |(_, about)| about);
+                    others.push(decode(about));
                 }
                 Ok(age) if age > STALE => {
                     let _ = fs::remove_file(&path);
@@ -71,6 +82,42 @@ impl Presence {
     pub fn leave(&self) {
         let _ = fs::remove_file(&self.path);
     }
+}
+
+/// `about` as a portable file name: bytes outside `[A-Za-z0-9._-]` as `%XX`.
+fn encode(about: &str) -> String {
+    let mut name = String::with_capacity(about.len());
+    for byte in about.bytes() {
+        match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'_' | b'-' => name.push(byte as char),
+            _ => {
+                let _ = write!(name, "%{byte:02X}");
+            }
+        }
+    }
+    name
+}
+
+fn decode(name: &str) -> String {
+    let mut bytes = Vec::with_capacity(name.len());
+    let mut rest = name.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        let escaped = (byte == b'%')
+            .then(|| tail.get(..2))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        match escaped {
+            Some(decoded) => {
+                bytes.push(decoded);
+                rest = &tail[2..];
+            }
+            None => {
+                bytes.push(byte);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 #[cfg(test)]
@@ -91,14 +138,40 @@ mod tests {
     }
 
     #[test]
+    fn the_file_is_empty_and_its_name_says_who() {
+        let dir = tempfile::tempdir().unwrap();
+        let about = "pod visits-0 listening on 10.0.0.1:8080 100%/x";
+        let server = Presence::new(dir.path(), about);
+        server.beat().unwrap();
+        let (name, len) = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap())
+            .map(|entry| {
+                let len = entry.metadata().unwrap().len();
+                (entry.file_name().into_string().unwrap(), len)
+            })
+            .next()
+            .unwrap();
+        assert_eq!(len, 0, "a full volume has no block for it");
+        assert!(
+            name.ends_with("-pod%20visits-0%20listening%20on%2010.0.0.1%3A8080%20100%25%2Fx"),
+            "{name}"
+        );
+        assert_eq!(decode(&encode(about)), about);
+        assert_eq!(decode("a%2"), "a%2", "a cut escape stays as it is");
+        let other = Presence::new(dir.path(), "b");
+        assert_eq!(other.beat().unwrap(), [about]);
+    }
+
+    #[test]
     fn a_crashed_servers_file_stops_counting_then_goes() {
         let dir = tempfile::tempdir().unwrap();
         let plant = |name: &str, age: Duration| {
             let file = File::create(dir.path().join(name)).unwrap();
             file.set_modified(SystemTime::now() - age).unwrap();
         };
-        plant(".visits.txt.server-00000000000000aa", FRESH + BEAT);
-        plant(".visits.txt.server-00000000000000bb", STALE + BEAT);
+        plant(".spin-visits-server-00000000000000aa", FRESH + BEAT);
+        plant(".spin-visits-server-00000000000000bb", STALE + BEAT);
         let server = Presence::new(dir.path(), "me");
         assert_eq!(server.beat().unwrap(), Vec::<String>::new());
         let mut left: Vec<_> = fs::read_dir(dir.path())
@@ -107,6 +180,6 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left.len(), 2, "the stale one is removed: {left:?}");
-        assert!(left.contains(&".visits.txt.server-00000000000000aa".to_owned()));
+        assert!(left.contains(&".spin-visits-server-00000000000000aa".to_owned()));
     }
 }

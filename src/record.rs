@@ -1,7 +1,9 @@
 //! One visit record: the time in Moscow, formatted like the seed's Python app
 //! (`2023-11-18 17:54:26.913511+03:00`), one per line.
 //!
-//! Every record is exactly [`RECORD_LEN`] bytes including its newline. Python's
+//! A *record* is one visit's bytes; a *line* is any newline-ended text in the log: a record,
+//! or the fragment a crash or a full volume left, which readers skip. Every record is exactly
+//! [`RECORD_LEN`] bytes including its newline. Python's
 //! `str(datetime)` drops `.000000` when the microseconds are zero; we always print them, so
 //! the width is fixed and a replica's visit count is its file size divided by the width.
 
@@ -26,27 +28,27 @@ pub fn to_moscow(instant: DateTime<Utc>) -> DateTime<FixedOffset> {
     instant.with_timezone(&moscow)
 }
 
-/// The line appended for a visit at `time`, newline included.
-pub fn record_line(time: &DateTime<FixedOffset>) -> [u8; RECORD_LEN] {
+/// The record appended for a visit at `time`, newline included.
+pub fn record_at(time: &DateTime<FixedOffset>) -> [u8; RECORD_LEN] {
     let text = time.format("%Y-%m-%d %H:%M:%S%.6f%:z").to_string();
-    let mut line = [b'\n'; RECORD_LEN];
+    let mut record = [b'\n'; RECORD_LEN];
     // The format has a fixed width for years 0..=9999, the only ones a clock can give us.
-    line[..TIMESTAMP_LEN].copy_from_slice(&text.as_bytes()[..TIMESTAMP_LEN]);
-    line
+    record[..TIMESTAMP_LEN].copy_from_slice(&text.as_bytes()[..TIMESTAMP_LEN]);
+    record
 }
 
-/// The record text (no newline) for display.
-pub fn timestamp_text(line: &[u8; RECORD_LEN]) -> &str {
-    std::str::from_utf8(&line[..TIMESTAMP_LEN]).expect("records are ASCII")
+/// The record's text (no newline) for display.
+pub fn timestamp_text(record: &[u8; RECORD_LEN]) -> &str {
+    std::str::from_utf8(&record[..TIMESTAMP_LEN]).expect("records are ASCII")
 }
 
-/// Whether `line` (without its newline) is a well-formed record. Readers use it to skip the
-/// fragment a crash or a full disk may leave behind, so it must be cheap: it checks the
-/// shape byte by byte rather than parsing a date.
-pub fn is_timestamp(line: &[u8]) -> bool {
+/// Whether `text` (a line of the log without its newline) is a well-formed record. Readers
+/// use it to skip the fragment a crash or a full disk may leave behind, so it must be cheap:
+/// it checks the shape byte by byte rather than parsing a date.
+pub fn is_timestamp(text: &[u8]) -> bool {
     const SHAPE: &[u8; TIMESTAMP_LEN] = b"dddd-dd-dd dd:dd:dd.dddddd+03:00";
-    line.len() == TIMESTAMP_LEN
-        && line
+    text.len() == TIMESTAMP_LEN
+        && text
             .iter()
             .zip(SHAPE)
             .all(|(&byte, &expected)| match expected {
@@ -67,27 +69,27 @@ mod tests {
 
     #[test]
     fn formats_like_the_seed_app() {
-        let line = record_line(&to_moscow(utc(2023, 11, 18, 14, 54, 26, 913_511)));
-        assert_eq!(&line, b"2023-11-18 17:54:26.913511+03:00\n");
+        let record = record_at(&to_moscow(utc(2023, 11, 18, 14, 54, 26, 913_511)));
+        assert_eq!(&record, b"2023-11-18 17:54:26.913511+03:00\n");
     }
 
     #[test]
     fn moscow_is_three_hours_ahead_across_midnight_and_new_year() {
-        let line = record_line(&to_moscow(utc(2023, 12, 31, 22, 0, 0, 1)));
-        assert_eq!(&line, b"2024-01-01 01:00:00.000001+03:00\n");
+        let record = record_at(&to_moscow(utc(2023, 12, 31, 22, 0, 0, 1)));
+        assert_eq!(&record, b"2024-01-01 01:00:00.000001+03:00\n");
     }
 
     #[test]
     fn zero_microseconds_keep_the_fixed_width() {
-        let line = record_line(&to_moscow(utc(2024, 6, 1, 0, 0, 0, 0)));
-        assert_eq!(timestamp_text(&line), "2024-06-01 03:00:00.000000+03:00");
+        let record = record_at(&to_moscow(utc(2024, 6, 1, 0, 0, 0, 0)));
+        assert_eq!(timestamp_text(&record), "2024-06-01 03:00:00.000000+03:00");
     }
 
     #[test]
     fn now_is_a_well_formed_record() {
-        let line = record_line(&moscow_now());
-        assert!(is_timestamp(&line[..TIMESTAMP_LEN]));
-        assert_eq!(line[TIMESTAMP_LEN], b'\n');
+        let record = record_at(&moscow_now());
+        assert!(is_timestamp(&record[..TIMESTAMP_LEN]));
+        assert_eq!(record[TIMESTAMP_LEN], b'\n');
     }
 
     #[test]

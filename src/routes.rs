@@ -4,7 +4,7 @@
 //! types and pumps the body.
 
 use crate::body::{Body, RequestBody};
-use crate::cluster;
+use crate::cluster_view;
 use crate::config::Config;
 use crate::host::{Appended, Host};
 use crate::listing::{ListFormat, Listing};
@@ -54,7 +54,7 @@ enum Route {
     Health,
     Ready,
     Metrics,
-    Cluster,
+    ClusterView,
 }
 
 impl Route {
@@ -66,7 +66,7 @@ impl Route {
             Route::Health => "/healthz",
             Route::Ready => "/readyz",
             Route::Metrics => "/metrics",
-            Route::Cluster => "/visits/all",
+            Route::ClusterView => "/visits/all",
         }
     }
 
@@ -77,7 +77,7 @@ impl Route {
             "/healthz" => Some(Route::Health),
             "/readyz" => Some(Route::Ready),
             "/metrics" => Some(Route::Metrics),
-            "/visits/all" => Some(Route::Cluster),
+            "/visits/all" => Some(Route::ClusterView),
             _ => None,
         }
     }
@@ -110,9 +110,9 @@ pub async fn handle(request: &Request<RequestBody>, app: &App, host: &impl Host)
     };
     match route {
         Route::Visit => {
-            let line = record::record_line(&(app.clock)());
-            let appended = host.append(line).await;
-            visit_page(&line, appended, pod)
+            let record = record::record_at(&(app.clock)());
+            let appended = host.append(record).await;
+            visit_page(&record, appended, pod)
         }
         Route::Visits => visits(request, app, store_of(app, host)),
         Route::Health => text(StatusCode::OK, "ok\n".into(), pod),
@@ -132,7 +132,7 @@ pub async fn handle(request: &Request<RequestBody>, app: &App, host: &impl Host)
                 }
             }
         },
-        Route::Cluster => cluster_view(request, app, host).await,
+        Route::ClusterView => serve_cluster_view(request, app, host).await,
         Route::Metrics => match log_figures(app, store_of(app, host)) {
             Ok(figures) => {
                 let mut text = metrics::render(pod, &figures, app.config.volume_capacity);
@@ -236,11 +236,11 @@ fn checked_route(request: &Request<RequestBody>) -> Result<Route, Refusal> {
 
 /// The page for a visit once its append returned: the recorded time and its own count, or
 /// the reason it was not recorded.
-fn visit_page(line: &[u8; record::RECORD_LEN], appended: Appended, pod: &str) -> Response<Body> {
+fn visit_page(record: &[u8; record::RECORD_LEN], appended: Appended, pod: &str) -> Response<Body> {
     match appended {
         Ok(count) => {
             let html = page::render(&VisitView {
-                moscow_time: record::timestamp_text(line),
+                moscow_time: record::timestamp_text(record),
                 count,
                 pod_name: pod,
             });
@@ -278,7 +278,7 @@ fn visits(request: &Request<RequestBody>, app: &App, store: &dyn VisitStore) -> 
             let listing = Listing::new(records, format, pod, count);
             let mut response = respond(StatusCode::OK, content_type, Body::Listing(listing), pod);
             let headers = response.headers_mut();
-            headers.insert(cluster::COUNT_HEADER, HeaderValue::from(count));
+            headers.insert(crate::peers::COUNT_HEADER, HeaderValue::from(count));
             headers.insert(FIRST_HEADER, HeaderValue::from(first));
             response
         }
@@ -286,7 +286,7 @@ fn visits(request: &Request<RequestBody>, app: &App, store: &dyn VisitStore) -> 
     }
 }
 
-async fn cluster_view(
+async fn serve_cluster_view(
     request: &Request<RequestBody>,
     app: &App,
     host: &impl Host,
@@ -296,13 +296,15 @@ async fn cluster_view(
         Ok(query) => requested_format(&query, request),
         Err(reason) => return text(StatusCode::BAD_REQUEST, format!("{reason}\n"), pod),
     };
-    let reports = host.ask_peers(&app.config.peers).await;
+    let reports = host
+        .ask_peers(&app.config.peers, app.config.peer_timeout)
+        .await;
     let (content_type, body) = match format {
         ListFormat::Text => (
             "text/html; charset=utf-8",
-            cluster::render_html(pod, &reports),
+            cluster_view::render_html(pod, &reports),
         ),
-        ListFormat::Json => ("application/json", cluster::render_json(pod, &reports)),
+        ListFormat::Json => ("application/json", cluster_view::render_json(pod, &reports)),
     };
     respond(
         StatusCode::OK,

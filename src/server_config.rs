@@ -8,7 +8,8 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// What the handler reads (`DATA_DIR`, `POD_NAME`, `PEERS`, `APPEND_FSYNC`).
+    /// What the handler reads (`DATA_DIR`, `POD_NAME`, `PEERS`, `PEER_TIMEOUT_MILLISECONDS`,
+    /// `APPEND_FSYNC`, the log's sizes).
     pub app: Config,
     /// `LISTEN_ADDR`.
     pub listen_addr: SocketAddrV4,
@@ -27,7 +28,8 @@ pub struct ServerConfig {
     /// `WRITE_TIMEOUT_SECONDS`: a client that takes no bytes of an answer for this long is
     /// disconnected.
     pub write_timeout: Duration,
-    /// `PEER_CACHE_MILLISECONDS`: how long one fan-out's answers serve `/visits/all`.
+    /// `PEER_CACHE_MILLISECONDS`: how long one round of the peers' answers serves the cluster
+    /// view.
     pub peer_cache: Duration,
     /// `DRAIN_DELAY_SECONDS`: how long a drain keeps serving new connections before it
     /// closes any, while the endpoint leaves the Service.
@@ -153,6 +155,34 @@ impl ServerConfig {
     }
 }
 
+/// A bad value of each setting the server reads, and the settings that have none (any text
+/// is valid): one table for the unit test below, which checks it lists every setting, and for
+/// `tests/server_limits.rs`, which starts the real server with each.
+#[doc(hidden)]
+pub const BAD_VALUES: &[(&str, &str)] = &[
+    ("LISTEN_ADDR", "localhost:80"),
+    ("ADMIN_ADDR", "9090"),
+    ("MAX_CONNECTIONS", "0"),
+    ("LISTEN_BACKLOG", "-1"),
+    ("IDLE_TIMEOUT_SECONDS", "1.5"),
+    ("HEADER_READ_TIMEOUT_SECONDS", "ten"),
+    ("WRITE_TIMEOUT_SECONDS", "0"),
+    ("PEER_CACHE_MILLISECONDS", "1001"),
+    ("DRAIN_DELAY_SECONDS", "3601"),
+    ("DRAIN_TIMEOUT_SECONDS", "0"),
+    ("APPEND_FSYNC", "everysec"),
+    ("VOLUME_CAPACITY", "10MB"),
+    ("SEGMENT_BYTES", "4MB"),
+    ("RETAIN_BYTES", "lots"),
+    ("RESERVE_BYTES", "-1Mi"),
+    ("PEER_SERVICE", "visits-headless"),
+    ("PEER_TIMEOUT_MILLISECONDS", "60001"),
+    ("MIN_RATE_BYTES_PER_SECOND", "0"),
+    ("MIN_RATE_WINDOW_SECONDS", "0"),
+];
+#[doc(hidden)]
+pub const FREE_TEXT: &[&str] = &["DATA_DIR", "POD_NAME", "PEERS"];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,29 +251,6 @@ mod tests {
         assert_eq!(c.min_rate.bytes_per_second, 100);
         assert_eq!(c.min_rate.window, Duration::from_secs(2));
     }
-
-    /// A bad value of each setting, and the settings that have none (any text is valid).
-    const BAD_VALUES: &[(&str, &str)] = &[
-        ("LISTEN_ADDR", "localhost:80"),
-        ("ADMIN_ADDR", "9090"),
-        ("MAX_CONNECTIONS", "0"),
-        ("LISTEN_BACKLOG", "-1"),
-        ("IDLE_TIMEOUT_SECONDS", "1.5"),
-        ("HEADER_READ_TIMEOUT_SECONDS", "ten"),
-        ("WRITE_TIMEOUT_SECONDS", "0"),
-        ("PEER_CACHE_MILLISECONDS", "1001"),
-        ("DRAIN_DELAY_SECONDS", "3601"),
-        ("DRAIN_TIMEOUT_SECONDS", "0"),
-        ("APPEND_FSYNC", "everysec"),
-        ("VOLUME_CAPACITY", "10MB"),
-        ("SEGMENT_BYTES", "4MB"),
-        ("RETAIN_BYTES", "lots"),
-        ("RESERVE_BYTES", "-1Mi"),
-        ("PEER_SERVICE", "visits-headless"),
-        ("MIN_RATE_BYTES_PER_SECOND", "0"),
-        ("MIN_RATE_WINDOW_SECONDS", "0"),
-    ];
-    const FREE_TEXT: &[&str] = &["DATA_DIR", "POD_NAME", "PEERS"];
 
     #[test]
     fn bad_values_name_the_variable() {

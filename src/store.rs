@@ -50,7 +50,7 @@ impl VisitStore for VisitLog {
             let_go: layout.let_go(),
             active_bytes,
             sealed_bytes: layout.sealed_bytes(),
-            sealed_raw_bytes: layout.sealed_lines() * RECORD_LEN as u64,
+            sealed_raw_bytes: layout.sealed_records() * RECORD_LEN as u64,
             free_bytes: None,
         })
     }

@@ -1,6 +1,7 @@
-//! `/visits/all` with three local replicas that name each other on loopback, plus one peer
-//! that is down: each replica's count and last visits side by side, the down one shown as
-//! down, in JSON and in HTML with its bar chart. Runs against both artefacts.
+//! The cluster view (`/visits/all`) with three local replicas that name each other on
+//! loopback, plus one peer that is down: each peer's count and last visits side by side, the
+//! down one shown as down, in JSON and in HTML with its bar chart; and a peer that never
+//! answers, down after the peer timeout. Runs against both artefacts.
 
 #[macro_use]
 mod common;
@@ -74,4 +75,40 @@ fn cluster_view_shows_every_replica_and_the_down_one(artefact: Artefact) {
     }
 }
 
-for_each_artefact!(cluster_view_shows_every_replica_and_the_down_one);
+/// A peer that takes the connection and never answers is shown as down once
+/// `PEER_TIMEOUT_MILLISECONDS` has passed, with the same reason from both components (one
+/// deadline, `src/peers.rs`), and the view does not wait for it any longer than that.
+fn a_silent_peer_is_down_after_the_peer_timeout(artefact: Artefact) {
+    let claim = tempfile::tempdir().unwrap();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free_port();
+    let mut spec = ReplicaSpec::new(artefact, claim.path(), "visits-0");
+    spec.listen = format!("127.0.0.1:{port}");
+    spec.env.push((
+        "PEERS".into(),
+        format!("127.0.0.1:{port},{}", silent.local_addr().unwrap()),
+    ));
+    spec.env
+        .push(("PEER_TIMEOUT_MILLISECONDS".into(), "700".into()));
+    let replica = spec.start();
+
+    let started = std::time::Instant::now();
+    let reply = replica.request("GET", "/visits/all", &[("accept", "application/json")]);
+    let took = started.elapsed();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let json: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    let all = json["replicas"].as_array().unwrap();
+    assert_eq!(all[0]["up"], true, "{}", all[0]);
+    assert_eq!(all[1]["up"], false, "{}", all[1]);
+    assert_eq!(all[1]["reason"], "no answer within 700ms", "{}", all[1]);
+    assert!(
+        took >= std::time::Duration::from_millis(700) && took < std::time::Duration::from_secs(5),
+        "answered in {took:?}"
+    );
+    drop(silent);
+}
+
+for_each_artefact!(
+    cluster_view_shows_every_replica_and_the_down_one,
+    a_silent_peer_is_down_after_the_peer_timeout
+);

@@ -611,7 +611,7 @@ fn a_slow_reader_gets_the_whole_log_past_the_idle_and_write_timeouts() {
     );
 }
 
-// ---- 3. /visits/all shares its fan-out ----
+// ---- 3. the cluster view's requests share their asks to the peers ----
 
 /// The value of the sample `name{labels…}` in a /metrics text: the sample named `name` whose
 /// labels include every one of `labels` (`pod="visits-0"`, say).
@@ -628,7 +628,7 @@ fn metric(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
 }
 
 /// `visits_http_requests_total{pod,route="/visits",code="200"}` from a replica's /metrics:
-/// the asks it answered (the peer client asks `/visits?tail=5`); `None` if there is no such
+/// the asks it answered (the peer transport asks `/visits?tail=5`); `None` if there is no such
 /// sample. With the whole /metrics text, for failure messages.
 fn visits_answered(replica: &Replica, pod: &str) -> (Option<f64>, String) {
     let metrics = replica.get("/metrics");
@@ -645,7 +645,7 @@ fn visits_answered(replica: &Replica, pod: &str) -> (Option<f64>, String) {
 /// 500 concurrent `/visits/all` (JSON) on one of three replicas: every answer lists the three,
 /// and each peer is asked once per PEER_CACHE_MILLISECONDS at most, not once per request.
 #[test]
-fn five_hundred_concurrent_cluster_views_share_their_fan_out() {
+fn five_hundred_concurrent_cluster_views_share_their_asks() {
     const REQUESTS: usize = 500;
     const WINDOW_MS: u128 = 500;
 
@@ -730,7 +730,7 @@ fn five_hundred_concurrent_cluster_views_share_their_fan_out() {
         );
     }
 
-    // Fan-outs never overlap, and a new one starts only once the last result is older than
+    // Rounds of asks never overlap, and a new one starts only once the last result is older than
     // the window, so the storm makes at most one per window it lasts, plus the first, plus one
     // for where the windows fall. Without sharing, each peer would be asked 500 times.
     let bound = 2 + (elapsed.as_millis() / WINDOW_MS) as u64;

@@ -1,8 +1,8 @@
 //! The handler's routes on the host, each with a real log in a temporary directory.
 
 use super::*;
-use crate::cluster::PeerReport;
 use crate::host::{self, Direct};
+use crate::peers::PeerReport;
 use http::header::ACCEPT;
 use std::path::Path;
 
@@ -87,15 +87,16 @@ fn visits_lists_text_json_and_tail() {
     for _ in 0..3 {
         call(&app, Method::GET, "/", None);
     }
-    let line = "2023-11-18 17:54:26.913511+03:00";
+    let record = "2023-11-18 17:54:26.913511+03:00";
     let (_, headers, body) = call(&app, Method::GET, "/visits", None);
     assert_eq!(headers[CONTENT_TYPE], "text/plain; charset=utf-8");
-    assert_eq!(body, format!("{line}\n").repeat(3));
+    assert_eq!(body, format!("{record}\n").repeat(3));
     assert_eq!(
         call(&app, Method::GET, "/visits?tail=1", None).2,
-        format!("{line}\n")
+        format!("{record}\n")
     );
-    let json = format!(r#"{{"pod":"visits-0","count":3,"first":2,"visits":["{line}","{line}"]}}"#);
+    let json =
+        format!(r#"{{"pod":"visits-0","count":3,"first":2,"visits":["{record}","{record}"]}}"#);
     assert_eq!(
         call(&app, Method::GET, "/visits?tail=2&format=json", None).2,
         json
@@ -158,7 +159,7 @@ impl Host for PeersDown {
         unreachable!("the cluster view records no visit")
     }
 
-    async fn ask_peers(&self, configured: &[String]) -> Vec<PeerReport> {
+    async fn ask_peers(&self, configured: &[String], _: std::time::Duration) -> Vec<PeerReport> {
         configured
             .iter()
             .map(|peer| PeerReport::down(peer, format!("asked {peer}")))
@@ -193,7 +194,7 @@ fn readiness_gives_the_hosts_reason_first() {
         async fn append(&self, _: [u8; record::RECORD_LEN]) -> Appended {
             unreachable!()
         }
-        async fn ask_peers(&self, _: &[String]) -> Vec<PeerReport> {
+        async fn ask_peers(&self, _: &[String], _: std::time::Duration) -> Vec<PeerReport> {
             unreachable!()
         }
         fn unready_reason(&self) -> Option<String> {
@@ -214,7 +215,7 @@ fn visits_carries_the_total_count() {
     let app = app_in(dir.path());
     call(&app, Method::GET, "/", None);
     let (_, headers, _) = call(&app, Method::GET, "/visits?tail=0", None);
-    assert_eq!(headers[cluster::COUNT_HEADER], "1");
+    assert_eq!(headers[crate::peers::COUNT_HEADER], "1");
 }
 
 #[test]
@@ -285,7 +286,7 @@ fn readiness_fails_with_free_bytes_once_under_the_reserve() {
     // 200 visits take two 4 KiB blocks: 8 KiB of 16 KiB are left, under the 12 KiB reserve.
     std::fs::write(
         dir.path().join("visits.txt"),
-        record::record_line(&fixed_clock()).repeat(200),
+        record::record_at(&fixed_clock()).repeat(200),
     )
     .unwrap();
     let (status, _, body) = call(&app, Method::GET, "/readyz", None);
@@ -304,18 +305,18 @@ fn readiness_fails_with_free_bytes_once_under_the_reserve() {
 fn the_listing_says_where_it_starts_after_retention() {
     let dir = tempfile::tempdir().unwrap();
     // What retention leaves: visits 1 to 10 let go, 11 to 12 sealed, 3 in visits.txt.
-    let line = record::record_line(&fixed_clock());
+    let record = record::record_at(&fixed_clock());
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, &line.repeat(2)).unwrap();
+    std::io::Write::write_all(&mut gz, &record.repeat(2)).unwrap();
     std::fs::write(
         dir.path().join("visits.000000000011-000000000012.txt.gz"),
         gz.finish().unwrap(),
     )
     .unwrap();
-    std::fs::write(dir.path().join("visits.txt"), line.repeat(3)).unwrap();
+    std::fs::write(dir.path().join("visits.txt"), record.repeat(3)).unwrap();
     let app = app_in(dir.path());
     let (_, headers, body) = call(&app, Method::GET, "/visits", None);
-    assert_eq!(headers[cluster::COUNT_HEADER], "15");
+    assert_eq!(headers[crate::peers::COUNT_HEADER], "15");
     assert_eq!(headers[FIRST_HEADER], "11");
     assert_eq!(body.lines().count(), 5);
     let (_, _, json) = call(&app, Method::GET, "/visits?format=json&tail=4", None);

@@ -25,16 +25,16 @@ impl VisitLog {
         let size_before = file_len(&mut file, &path)?;
 
         let torn = ends_mid_line(&mut file, size_before, &path)?;
-        let lines = self.write_batch(&mut file, size_before, torn, records)?;
+        let written = self.write_batch(&mut file, size_before, torn, records)?;
         // Where the write landed, not the size read before it: another instance may have
         // appended in between (Spin runs one per request), and each visit's count is its own.
         // WASI appends through a stream and reports no offset, so the write is looked for in
         // what was added since; it is almost always right at `size_before`. A twin (another
-        // instance's identical line, recorded the same microsecond) in that stretch cannot be
+        // instance's identical record, made the same microsecond) in that stretch cannot be
         // told from ours without a lock on every visit, which cost a quarter of the Spin
         // component's rate (bench/notes.md): both take the first copy, so both show its count.
-        let landed_at = locate_write(&mut file, size_before, &lines, &path)?;
-        let end = landed_at + lines.len() as u64;
+        let landed_at = locate_write(&mut file, size_before, &written, &path)?;
+        let end = landed_at + written.len() as u64;
         // Visits in sealed segments (a server component seals; this writer never does).
         let base = self.base()?;
         Ok(base + end / RECORD_LEN as u64 + 1 - records.len() as u64)
@@ -65,37 +65,37 @@ impl VisitLog {
 
     /// Removes what a failed write left, but only bytes that are provably its own: the
     /// file grew by less than the write and what it grew by is the write's beginning (with
-    /// O_APPEND, another instance's line landing first would sit there instead).
-    pub(super) fn cut_partial_write(&self, file: &mut File, size_before: u64, lines: &[u8]) {
+    /// O_APPEND, another instance's record landing first would sit there instead).
+    pub(super) fn cut_partial_write(&self, file: &mut File, size_before: u64, written: &[u8]) {
         let Ok(meta) = file.metadata() else { return };
         let grown = meta.len().saturating_sub(size_before);
-        if grown == 0 || grown >= lines.len() as u64 {
+        if grown == 0 || grown >= written.len() as u64 {
             return;
         }
         let mut landed = vec![0; grown as usize];
         let ours = file
             .seek(SeekFrom::Start(size_before))
             .and_then(|_| file.read_exact(&mut landed))
-            .is_ok_and(|()| landed == lines[..grown as usize]);
+            .is_ok_and(|()| landed == written[..grown as usize]);
         if ours {
             let _ = file.set_len(size_before);
         }
     }
 }
 
-/// Where `lines`, appended to a log of `size_before` bytes, landed. The size after the write
+/// Where `written`, appended to a log of `size_before` bytes, landed. The size after the write
 /// comes from seeking to a little before the end (one `stat` on WASI, like seeking to the
-/// end), which leaves the file where reading back the lines other instances appended in
+/// end), which leaves the file where reading back the records other instances appended in
 /// between starts, when any did: under `APPEND_FSYNC=always` most visits of 16 concurrent
 /// instances have some, and this saves each of them a seek.
 fn locate_write(
     file: &mut File,
     size_before: u64,
-    lines: &[u8],
+    written: &[u8],
     path: &Path,
 ) -> Result<u64, LogError> {
     const LOOK_BACK: u64 = 32 * RECORD_LEN as u64;
-    let len = lines.len() as u64;
+    let len = written.len() as u64;
     // Never past the start: the file holds at least what it held and this write.
     let look = LOOK_BACK.max(len).min(size_before + len);
     let (position, size_after) = match file.seek(SeekFrom::End(-(look as i64))) {
@@ -111,15 +111,21 @@ fn locate_write(
         return Ok(size_before);
     }
     Ok(
-        find_own_write(file, position, size_before, size_after, lines)
+        find_own_write(file, position, size_before, size_after, written)
             .unwrap_or(size_after.saturating_sub(len)),
     )
 }
 
-/// The offset of `lines` among the bytes between `from` and `to`, if it is there and that
+/// The offset of `written` among the bytes between `from` and `to`, if it is there and that
 /// stretch is small enough to read (other instances' appends in the meantime). The file
 /// stands at `position`; reading starts there when that is at or before `from`.
-fn find_own_write(file: &mut File, position: u64, from: u64, to: u64, lines: &[u8]) -> Option<u64> {
+fn find_own_write(
+    file: &mut File,
+    position: u64,
+    from: u64,
+    to: u64,
+    written: &[u8],
+) -> Option<u64> {
     const MAX_LOOK: u64 = 1 << 20;
     to.checked_sub(from).filter(|&span| span <= MAX_LOOK)?;
     let start = if position <= from {
@@ -130,8 +136,8 @@ fn find_own_write(file: &mut File, position: u64, from: u64, to: u64, lines: &[u
     let mut added = vec![0; (to - start) as usize];
     file.read_exact(&mut added).ok()?;
     let at = added[(from - start) as usize..]
-        .windows(lines.len())
-        .position(|window| window == lines)?;
+        .windows(written.len())
+        .position(|window| window == written)?;
     Some(from + at as u64)
 }
 
@@ -172,7 +178,7 @@ pub(super) fn ends_mid_line(file: &mut File, mut size: u64, path: &Path) -> Resu
 mod tests {
     use super::super::test_support::{all, record};
     use super::*;
-    use crate::record::{record_line, to_moscow};
+    use crate::record::{record_at, to_moscow};
     use crate::visit_log::{Fsync, LOG_FILE_NAME};
     use chrono::{TimeZone, Utc};
     use std::fs;
@@ -244,7 +250,7 @@ mod tests {
 
     /// The record of a visit `micros` µs after a fixed instant: one microsecond each.
     fn distinct(micros: i64) -> [u8; RECORD_LEN] {
-        record_line(&to_moscow(
+        record_at(&to_moscow(
             Utc.timestamp_micros(1_700_000_000_000_000 + micros)
                 .unwrap(),
         ))
@@ -291,9 +297,9 @@ mod tests {
         assert_eq!(counts, (1..=800).collect::<Vec<_>>());
     }
 
-    /// The promise for twins (identical lines from writers recording the same microsecond):
-    /// each count shown is the number of a line holding the writer's own record, so a count
-    /// repeats only among twins, and every twin's line is in the log.
+    /// The promise for twins (identical records from writers recording the same microsecond):
+    /// each count shown is the number of a record identical to the writer's own, so a count
+    /// repeats only among twins, and every twin's record is in the log.
     #[test]
     fn twins_show_the_count_of_a_line_holding_their_own_record() {
         const WRITERS: u64 = 4;
@@ -303,19 +309,19 @@ mod tests {
             distinct(round as i64)
         });
         let log = fs::read(dir.path().join(LOG_FILE_NAME)).unwrap();
-        let lines: Vec<_> = log.chunks(RECORD_LEN).collect();
+        let records: Vec<_> = log.chunks(RECORD_LEN).collect();
         assert_eq!(
-            lines.len() as u64,
+            records.len() as u64,
             WRITERS * ROUNDS,
-            "every twin's line is there"
+            "every twin's record is there"
         );
         // counts_from_threads gives each writer's counts in turn, round by round.
         for (at, count) in counts.into_iter().enumerate() {
             let round = at as u64 % ROUNDS;
             assert_eq!(
-                lines[count as usize - 1],
+                records[count as usize - 1],
                 distinct(round as i64),
-                "round {round} was shown count {count}, a line that is not its record"
+                "round {round} was shown count {count}, a record that is not its own"
             );
         }
         let left: Vec<_> = fs::read_dir(dir.path())
@@ -325,7 +331,7 @@ mod tests {
         assert_eq!(left, [LOG_FILE_NAME], "nothing but the log is written");
     }
 
-    /// A write found among other instances' lines appended before and after it, whether the
+    /// A write found among other instances' records appended before and after it, whether the
     /// stretch to read back is within the look-back from the end or longer.
     #[test]
     fn a_write_is_found_among_others_landed_around_it() {
@@ -358,7 +364,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = VisitLog::new(dir.path());
         log.append(&record(1)).unwrap();
-        let lines = [record(2), record(3)].concat();
+        let written = [record(2), record(3)].concat();
         let size_before = log.size_bytes().unwrap();
         let mut file = OpenOptions::new()
             .read(true)
@@ -366,12 +372,12 @@ mod tests {
             .open(log.path())
             .unwrap();
 
-        file.write_all(&lines[..40]).unwrap();
-        log.cut_partial_write(&mut file, size_before, &lines);
+        file.write_all(&written[..40]).unwrap();
+        log.cut_partial_write(&mut file, size_before, &written);
         assert_eq!(log.size_bytes().unwrap(), size_before, "its own bytes go");
 
         file.write_all(&record(9)).unwrap();
-        log.cut_partial_write(&mut file, size_before, &lines);
+        log.cut_partial_write(&mut file, size_before, &written);
         assert_eq!(
             log.size_bytes().unwrap(),
             size_before + RECORD_LEN as u64,

@@ -11,7 +11,7 @@ impl VisitLog {
     /// Writes `records` at the end of `file`, which held `size_before` bytes and ended
     /// part-way through a line when `torn` (a crash's fragment: the batch then starts on a
     /// fresh line). One write call, never `write_all`: a retried remainder could land after
-    /// another instance's line and tear both. A write the volume takes only in part is cut
+    /// another instance's record and tear both. A write the volume takes only in part is cut
     /// back off, so a failed batch leaves no line of its own. With [`Fsync::Always`] the data
     /// is synced before this returns, and the directory too when the log was empty (its name
     /// may have just been created). Returns the bytes written, newline repair included.
@@ -22,19 +22,19 @@ impl VisitLog {
         torn: bool,
         records: &[[u8; RECORD_LEN]],
     ) -> Result<Vec<u8>, LogError> {
-        let mut lines = Vec::with_capacity(records.len() * RECORD_LEN + 1);
+        let mut written = Vec::with_capacity(records.len() * RECORD_LEN + 1);
         if torn {
-            lines.push(b'\n');
+            written.push(b'\n');
         }
-        lines.extend(records.iter().flatten());
-        match file.write(&lines) {
-            Ok(written) if written == lines.len() => {}
+        written.extend(records.iter().flatten());
+        match file.write(&written) {
+            Ok(n) if n == written.len() => {}
             Ok(_) => {
-                self.cut_partial_write(file, size_before, &lines);
+                self.cut_partial_write(file, size_before, &written);
                 return Err(LogError::Full(self.dir.clone()));
             }
             Err(err) => {
-                self.cut_partial_write(file, size_before, &lines);
+                self.cut_partial_write(file, size_before, &written);
                 return Err(self.diagnose_write_failure("append to", err));
             }
         }
@@ -48,6 +48,6 @@ impl VisitLog {
                 self.sync_directory()?;
             }
         }
-        Ok(lines)
+        Ok(written)
     }
 }

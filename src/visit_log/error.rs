@@ -13,7 +13,7 @@ pub enum LogError {
     ReadOnly(PathBuf),
     /// The directory refuses this process's user (its owner and mode, not the mount).
     PermissionDenied(PathBuf),
-    /// The volume has no space left for another line.
+    /// The volume has no space left for another record.
     Full(PathBuf),
     /// The process has no file descriptor left to open the log with.
     OutOfDescriptors(PathBuf),

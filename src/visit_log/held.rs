@@ -14,7 +14,7 @@
 
 use super::append::ends_mid_line;
 use super::seal::Sealing;
-use super::{file_len, LogError, VisitLog};
+use super::{file_len, Fsync, LogError, VisitLog};
 use crate::record::RECORD_LEN;
 use std::fs::{self, File};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -55,6 +55,24 @@ pub(super) struct Held {
     pub(super) torn: bool,
     /// Visits in the sealed segments before it, as of opening (a seal reopens it).
     base: u64,
+    /// Its name is not known to be durable yet (a seal's directory sync failed): the next
+    /// synced batch syncs the directory too.
+    dir_unsynced: bool,
+}
+
+impl Held {
+    /// The active file a seal has just made (`seal.rs`), `size` bytes of whole lines, after
+    /// `base` visits in the sealed segments; `synced`: its name is durable.
+    pub(super) fn after_seal(file: File, size: u64, base: u64, synced: bool) -> Self {
+        Self {
+            file,
+            size,
+            modified: None,
+            torn: false,
+            base,
+            dir_unsynced: !synced,
+        }
+    }
 }
 
 impl VisitLog {
@@ -79,17 +97,21 @@ impl VisitLog {
         let held = self.current(slot)?;
         let size_before = held.size;
         let torn = std::mem::take(&mut held.torn);
-        let lines = match self.write_batch(&mut held.file, size_before, torn, records) {
-            Ok(lines) => lines,
+        let written = match self.write_batch(&mut held.file, size_before, torn, records) {
+            Ok(written) => written,
             Err(err) => {
                 // Opened afresh next time, which finds out what the file holds now.
                 *slot = None;
                 return Err(err);
             }
         };
-        let end = size_before + lines.len() as u64;
+        let end = size_before + written.len() as u64;
         held.size = end;
         held.modified = None;
+        if held.dir_unsynced && self.fsync == Fsync::Always {
+            self.sync_directory()?;
+            held.dir_unsynced = false;
+        }
         Ok(held.base + end / RECORD_LEN as u64 + 1 - records.len() as u64)
     }
 
@@ -130,6 +152,7 @@ impl VisitLog {
             modified: None,
             torn,
             base,
+            dir_unsynced: false,
         })
     }
 

@@ -4,9 +4,9 @@
 //! - an acknowledged visit is one whole line on disk: each record goes down in a single
 //!   append write (so concurrent instances never interleave), and a write that fails half-way
 //!   is cut back off when that cannot touch anyone else's line;
-//! - each acknowledged visit's count is its own line's number, except between twins: two
-//!   instances that record the same microsecond write identical lines and may both show the
-//!   first one's number (both lines are in the log and in the total; see `append.rs`);
+//! - each acknowledged visit's count is its own record's number, except between twins: two
+//!   instances that record the same microsecond write identical records and may both show the
+//!   first one's number (both records are in the log and in the total; see `append.rs`);
 //! - a fragment left by a crash never spoils the log: readers skip any line that is not a
 //!   well-formed record, and the next visit starts on a fresh line;
 //! - nothing reads the whole file into memory: counting is arithmetic on the file size,
@@ -23,6 +23,7 @@ const CHUNK_LEN: usize = 64 * 1024;
 
 mod append;
 mod batch;
+mod chunks;
 mod diagnosis;
 mod error;
 mod held;

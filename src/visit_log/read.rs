@@ -4,6 +4,7 @@
 //! segments' line counts (their names), so only the segment where it starts is decompressed
 //! (and its head skipped).
 
+use super::chunks::Carry;
 use super::{count_for_size, file_len, LogError, VisitLog, CHUNK_LEN};
 use crate::record::{is_timestamp, TIMESTAMP_LEN};
 use flate2::read::GzDecoder;
@@ -56,8 +57,8 @@ impl VisitLog {
             if wanted == 0 {
                 break;
             }
-            let skip = sealed.lines().saturating_sub(wanted);
-            wanted = wanted.saturating_sub(sealed.lines());
+            let skip = sealed.records().saturating_sub(wanted);
+            wanted = wanted.saturating_sub(sealed.records());
             pending.push_front(Pending::Sealed {
                 path: self.sealed_path(sealed),
                 skip,
@@ -69,7 +70,7 @@ impl VisitLog {
             first: count + 1 - listed,
             pending,
             current: None,
-            carry: Vec::new(),
+            carry: Carry::default(),
         })
     }
 }
@@ -143,7 +144,7 @@ pub struct Records {
     pending: VecDeque<Pending>,
     current: Option<Source>,
     /// The start of a line whose end is in the next chunk.
-    carry: Vec<u8>,
+    carry: Carry,
 }
 
 impl fmt::Debug for Records {
@@ -182,31 +183,22 @@ impl Records {
                 continue;
             }
             let source = self.current.as_mut().expect("checked above");
-            let mut chunk = std::mem::take(&mut self.carry);
-            let carried = chunk.len();
-            chunk.resize(carried + CHUNK_LEN, 0);
-            let read = fill(&mut source.reader, &mut chunk[carried..])?;
-            chunk.truncate(carried + read);
+            let read = self.carry.next(
+                CHUNK_LEN,
+                |buf| fill(&mut source.reader, buf),
+                |record| {
+                    match source.skip {
+                        0 => each(record),
+                        _ => source.skip -= 1,
+                    }
+                    Ok::<(), io::Error>(())
+                },
+            )?;
             if read == 0 {
                 // Each part ends on a line boundary: what is carried is no whole line.
                 self.current = None;
                 continue;
             }
-            let complete = chunk
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |at| at + 1);
-            for line in chunk[..complete].split(|&b| b == b'\n') {
-                if line.len() == TIMESTAMP_LEN && is_timestamp(line) {
-                    if source.skip > 0 {
-                        source.skip -= 1;
-                    } else {
-                        each(line);
-                    }
-                }
-            }
-            chunk.drain(..complete);
-            self.carry = chunk;
             return Ok(true);
         }
     }

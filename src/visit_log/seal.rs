@@ -18,7 +18,8 @@
 //! Steps 2 and 3 run in one call, so no read or append of this process sees the segment and
 //! its lines twice; only a crash between them does, and the start undoes it.
 
-use super::held::State;
+use super::chunks::Carry;
+use super::held::{Held, State};
 use super::segments::{Layout, Sealed, NEXT_NAME, SEALING_NAME};
 use super::{LogError, VisitLog, CHUNK_LEN, LOG_FILE_NAME};
 use crate::record::{is_timestamp, TIMESTAMP_LEN};
@@ -45,11 +46,17 @@ pub(super) struct Sealing {
     end: u64,
     /// How far compression has read.
     read: u64,
-    carry: Vec<u8>,
+    carry: Carry,
     encoder: GzEncoder<File>,
-    /// The number of the segment's first line.
+    /// The number of the segment's first record.
     first: u64,
-    lines: u64,
+    /// Records compressed so far.
+    records: u64,
+    /// The data directory and the active file to be, opened when the seal begins: every
+    /// descriptor a seal needs is taken then, so completing it needs none that a replica at
+    /// its open-file limit may have just given to a new connection.
+    dir: File,
+    next: File,
 }
 
 /// What a step of [`VisitLog::seal_step`] did.
@@ -82,7 +89,9 @@ impl VisitLog {
         let result = self.seal_step_in(&mut state);
         if result.is_err() {
             state.sealing = None;
-            let _ = fs::remove_file(self.dir.join(SEALING_NAME));
+            for partial in [SEALING_NAME, NEXT_NAME] {
+                let _ = fs::remove_file(self.dir.join(partial));
+            }
             state.retry_at = Some(Instant::now() + RETRY_AFTER);
         }
         result
@@ -103,9 +112,11 @@ impl VisitLog {
             return Ok(SealProgress::Working);
         }
         let sealing = state.sealing.take().expect("checked above");
-        let sealed = self.complete_seal(sealing)?;
-        // The active file is a new one now: the writer opens it on its next batch.
-        state.held = None;
+        let (sealed, active) = self.complete_seal(sealing)?;
+        // The active file is a new one now, and the writer holds it from here: reopening it
+        // (and listing the directory for its base) would need descriptors that a replica at
+        // its open-file limit has just given to new connections.
+        state.held = Some(active);
         state.retry_at = None;
         self.retain()?;
         Ok(SealProgress::Sealed(sealed))
@@ -141,49 +152,62 @@ impl VisitLog {
         source
             .seek(SeekFrom::Start(0))
             .map_err(|e| self.io("read", LOG_FILE_NAME, e))?;
+        let dir = File::open(&self.dir).map_err(|source| LogError::Io {
+            action: "open",
+            path: self.dir.clone(),
+            source,
+        })?;
+        let next_path = self.dir.join(NEXT_NAME);
+        // A crash's leftover is removed first: the new file is opened for appending (the
+        // writer holds it from the cut), which cannot truncate.
+        let _ = fs::remove_file(&next_path);
+        let next = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .open(&next_path)
+            .map_err(|err| self.diagnose_write_failure("create", err))?;
         Ok(Sealing {
+            dir,
+            next,
             source,
             end,
             read: 0,
-            carry: Vec::new(),
+            carry: Carry::default(),
             encoder,
             first: base + 1,
-            lines: 0,
+            records: 0,
         })
     }
 
     /// Compresses the next slice of whole, well-formed lines (a crash's fragment is left out).
     fn compress_slice(&self, sealing: &mut Sealing) -> io::Result<()> {
         let want = SLICE.min(sealing.end - sealing.read) as usize;
-        let mut chunk = std::mem::take(&mut sealing.carry);
-        let carried = chunk.len();
-        chunk.resize(carried + want, 0);
-        sealing.source.read_exact(&mut chunk[carried..])?;
-        sealing.read += want as u64;
-        let complete = chunk
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |at| at + 1);
-        for line in chunk[..complete].split(|&b| b == b'\n') {
-            if line.len() == TIMESTAMP_LEN && is_timestamp(line) {
-                sealing.encoder.write_all(line)?;
+        sealing.carry.next(
+            want,
+            |buf| sealing.source.read_exact(buf).map(|()| buf.len()),
+            |record| {
+                sealing.encoder.write_all(record)?;
                 sealing.encoder.write_all(b"\n")?;
-                sealing.lines += 1;
-            }
-        }
-        chunk.drain(..complete);
-        sealing.carry = chunk;
+                sealing.records += 1;
+                io::Result::Ok(())
+            },
+        )?;
+        sealing.read += want as u64;
         Ok(())
     }
 
-    /// Steps 1 (its end) to 3 of the module's list.
-    fn complete_seal(&self, sealing: Sealing) -> Result<Sealed, LogError> {
+    /// Steps 1 (its end) to 3 of the module's list; the segment, and the new active file,
+    /// open for appending, for the writer to hold.
+    fn complete_seal(&self, sealing: Sealing) -> Result<(Sealed, Held), LogError> {
         let Sealing {
             mut source,
             end,
             encoder,
             first,
-            lines,
+            records,
+            dir,
+            next,
             ..
         } = sealing;
         let output = encoder
@@ -201,45 +225,70 @@ impl VisitLog {
         crash_point("synced");
         let sealed = Sealed {
             first,
-            last: first + lines - 1,
+            last: first + records - 1,
             bytes,
         };
-        if lines > 0 {
+        if records > 0 {
             fs::rename(self.dir.join(SEALING_NAME), self.sealed_path(&sealed))
                 .map_err(|source| self.io("rename", SEALING_NAME, source))?;
-            self.sync_directory()?;
+            self.sync_dir(&dir)?;
             crash_point("renamed");
         } else {
             let _ = fs::remove_file(self.dir.join(SEALING_NAME));
         }
-        if let Err(err) = self.cut(&mut source, end) {
-            // The segment's lines are still in visits.txt: without the segment, nothing is
-            // counted twice (what the next start would do after a crash here).
-            if lines > 0 && fs::remove_file(self.sealed_path(&sealed)).is_ok() {
-                let _ = self.sync_directory();
+        let (active, size, synced) = match self.cut(&mut source, end, next, &dir) {
+            Ok(cut) => cut,
+            Err(err) => {
+                // The segment's lines are still in visits.txt: without the segment, nothing
+                // is counted twice (what the next start would do after a crash here).
+                if records > 0 && fs::remove_file(self.sealed_path(&sealed)).is_ok() {
+                    let _ = self.sync_dir(&dir);
+                }
+                return Err(err);
             }
-            return Err(err);
-        }
+        };
         crash_point("cut");
-        Ok(sealed)
+        Ok((
+            sealed,
+            Held::after_seal(active, size, first - 1 + records, synced),
+        ))
     }
 
-    /// Replaces `visits.txt` by what was appended to it past `end`.
-    fn cut(&self, source: &mut File, end: u64) -> Result<(), LogError> {
+    /// Replaces `visits.txt` by what was appended to it past `end`, copied into `next`
+    /// (`NEXT_NAME`); the new file, open for appending, its size, and whether the directory
+    /// was synced after the rename.
+    fn cut(
+        &self,
+        source: &mut File,
+        end: u64,
+        mut next: File,
+        dir: &File,
+    ) -> Result<(File, u64, bool), LogError> {
         let next_path = self.dir.join(NEXT_NAME);
-        let mut next =
-            File::create(&next_path).map_err(|err| self.diagnose_write_failure("create", err))?;
         let copied = source
             .seek(SeekFrom::Start(end))
             .and_then(|_| io::copy(source, &mut next));
-        if let Err(err) = copied.and_then(|_| next.sync_all()) {
-            let _ = fs::remove_file(&next_path);
-            return Err(self.diagnose_write_failure("write", err));
-        }
-        drop(next);
+        let size = match copied.and_then(|size| next.sync_all().map(|()| size)) {
+            Ok(size) => size,
+            Err(err) => {
+                let _ = fs::remove_file(&next_path);
+                return Err(self.diagnose_write_failure("write", err));
+            }
+        };
         fs::rename(&next_path, self.path())
             .map_err(|source| self.io("rename", NEXT_NAME, source))?;
-        self.sync_directory()
+        // From here the cut is done: undoing the segment now would lose its lines. A failed
+        // directory sync is tried again by the writer's next synced batch.
+        let synced = self.sync_dir(dir).is_ok();
+        Ok((next, size, synced))
+    }
+
+    fn sync_dir(&self, dir: &File) -> Result<(), LogError> {
+        dir.sync_all().map_err(|source| LogError::Io {
+            action: "sync",
+            path: self.dir.clone(),
+            source,
+        })
     }
 
     /// Deletes the oldest sealed segments while the directory holds more than
@@ -314,7 +363,7 @@ impl VisitLog {
             }
             matched += 1;
         }
-        Ok(matched == sealed.lines())
+        Ok(matched == sealed.records())
     }
 
     fn io(&self, action: &'static str, name: &str, source: io::Error) -> LogError {

@@ -2,7 +2,7 @@
 
 use super::super::test_support::all;
 use super::*;
-use crate::record::{record_line, to_moscow, RECORD_LEN};
+use crate::record::{record_at, to_moscow, RECORD_LEN};
 use crate::visit_log::{Fsync, Records};
 use chrono::{TimeZone, Utc};
 use flate2::read::GzDecoder;
@@ -10,7 +10,7 @@ use std::path::Path;
 
 /// The record of visit number `n`: one second each, so every line differs.
 fn visit(n: u64) -> [u8; RECORD_LEN] {
-    record_line(&to_moscow(
+    record_at(&to_moscow(
         Utc.timestamp_opt(1_700_000_000 + n as i64, 0).unwrap(),
     ))
 }

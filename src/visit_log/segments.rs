@@ -1,6 +1,6 @@
 //! The log's layout on disk (docs/storage.md): `visits.txt`, the active segment that visits
 //! are appended to, and beside it the sealed segments, `visits.<first>-<last>.txt.gz`, each a
-//! gzip of whole lines numbered `first` to `last` (1-based, counted since the log began, so
+//! gzip of whole records numbered `first` to `last` (1-based, counted since the log began, so
 //! the names alone give every count: the newest sealed segment's `last` is the number of
 //! visits before `visits.txt`, and the oldest one's `first - 1` the number let go by retention).
 //! `zcat visits.*.txt.gz; cat visits.txt` prints every retained visit in order.
@@ -37,7 +37,8 @@ impl Sealed {
         Self::file_name(self.first, self.last)
     }
 
-    pub fn lines(&self) -> u64 {
+    /// Visits in the segment.
+    pub fn records(&self) -> u64 {
         self.last + 1 - self.first
     }
 
@@ -81,8 +82,8 @@ impl Layout {
     }
 
     /// Visits in the sealed segments.
-    pub fn sealed_lines(&self) -> u64 {
-        self.sealed.iter().map(Sealed::lines).sum()
+    pub fn sealed_records(&self) -> u64 {
+        self.sealed.iter().map(Sealed::records).sum()
     }
 }
 
@@ -188,7 +189,7 @@ mod tests {
         let layout = VisitLog::new(dir.path()).layout().unwrap();
         assert_eq!(layout.base(), 35);
         assert_eq!(layout.let_go(), 10);
-        assert_eq!(layout.sealed_lines(), 25);
+        assert_eq!(layout.sealed_records(), 25);
         assert_eq!(layout.sealed_bytes(), 3);
         assert_eq!(layout.disk_bytes, 2 * BLOCK);
     }

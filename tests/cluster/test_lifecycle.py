@@ -2,11 +2,9 @@
 and node, and `down` (run on a cluster of its own, after every other test of the session) leaves
 no process, namespace, mount, cgroup or file behind."""
 
-import os
 import subprocess
-from pathlib import Path
 
-from cluster_helpers import CLUSTER_SH, NETNS, cluster_env
+from cluster_helpers import CLUSTER_SH, leftovers
 
 
 def test_second_up_is_idempotent(cluster):
@@ -25,27 +23,6 @@ def test_status_reports_ready(cluster):
     node = cluster.json("get", "node", "spin-visits-node")
     assert any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
     assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://2.")
-
-
-def leftovers(state):
-    found = []
-    if state.exists():
-        found.append(f"state directory {state}")
-    if NETNS in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout:
-        found.append(f"network namespace {NETNS}")
-    mounts = Path("/proc/mounts").read_text()
-    found += [line for line in mounts.splitlines() if str(state) in line]
-    found += [str(p) for p in Path("/sys/fs/cgroup").glob("*/spin-visits-node")]
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if str(state) in cmdline or str(cluster_env()[0]) in cmdline:
-            found.append(f"process {pid}: {cmdline[:200]}")
-    return found
 
 
 def test_down_leaves_nothing(cluster):

@@ -5,19 +5,10 @@ wasmtime shim behind the RuntimeClass, kube-proxy and CoreDNS, none of them play
 import json
 import re
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-LABELS = "app.kubernetes.io/name=spin-visits"
-PODS = ["visits-0", "visits-1", "visits-2"]
-
-
-def ready(pod):
-    return any(c["type"] == "Ready" and c["status"] == "True"
-               for c in pod["status"].get("conditions", []))
+from cluster_helpers import PODS
 
 
 def ready_time(pod):
@@ -25,29 +16,14 @@ def ready_time(pod):
     return c["lastTransitionTime"]
 
 
-def pods(cluster):
-    return {p["metadata"]["name"]: p for p in cluster.json("get", "pods", "-l", LABELS)["items"]}
-
-
-def all_ready(cluster, names):
-    found = pods(cluster)
-    return found if all(n in found and ready(found[n]) for n in names) else None
-
-
 @pytest.fixture(scope="module")
 def deployed(cluster):
-    cluster.kubectl("apply", "-k", str(ROOT / "k8s"))
-    found = cluster.wait("three Ready pods", lambda: all_ready(cluster, PODS), timeout=300)
-    return cluster, found
-
-
-def http(cluster, url, *curl_args):
-    """curl from inside the node's namespace: (status, headers, body)."""
-    out = cluster.in_node("curl", "-s", "-i", "--max-time", "10", *curl_args, url).stdout
-    head, _, body = out.replace("\r\n", "\n").partition("\n\n")
-    status = int(head.split()[1])
-    headers = dict(line.split(": ", 1) for line in head.splitlines()[1:] if ": " in line)
-    return status, {k.lower(): v for k, v in headers.items()}, body
+    # Pods made by an earlier module's rollout or scale say nothing about Parallel: start
+    # from a new StatefulSet (the claims are retained and bound again).
+    cluster.kubectl("delete", "statefulset", "visits", "--ignore-not-found", "--wait=true",
+                    timeout=120)
+    cluster.wait("the old pods gone", lambda: not cluster.pods(), timeout=120)
+    return cluster, cluster.deploy_server()
 
 
 def test_three_pods_on_the_wasm_runtime_class_with_bound_claims(deployed):
@@ -75,7 +51,7 @@ def test_security_context_as_written_and_claim_writable(deployed):
     assert spec["securityContext"]["fsGroup"] == 65532
     assert spec["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
     ip = found["visits-0"]["status"]["podIP"]
-    status, headers, body = http(cluster, f"http://{ip}:8080/")
+    status, headers, body = cluster.http(f"http://{ip}:8080/")
     assert status == 200, body
     assert headers["x-served-by"] == "visits-0"
 
@@ -84,7 +60,7 @@ def pod_counts(cluster, found):
     counts = {}
     for name in PODS:
         ip = found[name]["status"]["podIP"]
-        status, headers, _ = http(cluster, f"http://{ip}:8080/visits")
+        status, headers, _ = cluster.http(f"http://{ip}:8080/visits")
         assert status == 200
         counts[name] = int(headers["x-visit-count"])
     return counts
@@ -98,7 +74,7 @@ def test_visits_through_the_cluster_ip_land_on_each_claim_once(deployed):
     n = 60
     for _ in range(n):
         # A new connection each time: kube-proxy picks an endpoint per connection.
-        status, headers, body = http(cluster, f"http://{service_ip}/")
+        status, headers, body = cluster.http(f"http://{service_ip}/")
         assert status == 200, body
         served[headers["x-served-by"]] += 1
     after = pod_counts(cluster, found)
@@ -110,7 +86,7 @@ def test_visits_through_the_cluster_ip_land_on_each_claim_once(deployed):
 def test_visits_all_through_coredns_shows_the_three(deployed):
     cluster, found = deployed
     ip = found["visits-1"]["status"]["podIP"]
-    status, _, body = http(cluster, f"http://{ip}:8080/visits/all?format=json")
+    status, _, body = cluster.http(f"http://{ip}:8080/visits/all?format=json")
     assert status == 200, body
     view = json.loads(body)
     replicas = {r["pod"]: r for r in view["replicas"] if r["up"]}
@@ -130,11 +106,11 @@ def test_deleted_pod_comes_back_on_its_claim(deployed):
     cluster.kubectl("delete", "pod", "visits-1", "--wait=true", timeout=120)
     again = cluster.wait("visits-1 recreated and Ready",
                          lambda: (lambda p: p if p and p["visits-1"]["metadata"]["uid"] != uid else None)(
-                             all_ready(cluster, PODS)), timeout=180)
+                             cluster.all_ready(PODS)), timeout=180)
     assert cluster.json("get", "pvc", "data-visits-1")["spec"]["volumeName"] == claim
     ip = again["visits-1"]["status"]["podIP"]
-    status, headers, _ = http(cluster, f"http://{ip}:8080/visits")
+    status, headers, _ = cluster.http(f"http://{ip}:8080/visits")
     assert int(headers["x-visit-count"]) == before
-    status, headers, body = http(cluster, f"http://{ip}:8080/")
+    status, headers, body = cluster.http(f"http://{ip}:8080/")
     assert status == 200
     assert re.search(rf"\b{before + 1}\b", body), body[:500]

@@ -6,7 +6,7 @@ replicas while the claims of the removed ones stay as they were."""
 import json
 import time
 
-# The server reuses one fan-out's answers for PEER_CACHE_MILLISECONDS (at most 1 s): a view
+# The server reuses one round of the peers' answers for PEER_CACHE_MILLISECONDS (at most 1 s): a view
 # asked right after a change waits that out, as a user reloading the page would.
 PEER_CACHE_WINDOW = 1.0
 

@@ -1,4 +1,4 @@
-"""The server's write deadline and /visits/all's shared fan-out on the node runtime: the
+"""The server's write deadline and the cluster view's shared round of asks on the node runtime: the
 rendered StatefulSet's pods on a private containerd with the release shim, each pod in its own
 network namespace with its own IP (test_rollout.py's `node` and `pods` fixtures), as
 tests/server_bounds.rs checks them on `wasmtime run`.
@@ -188,7 +188,7 @@ def forwarding():
         setting.write_text(before + "\n")
 
 
-def test_500_concurrent_cluster_views_on_the_node_runtime_share_their_fan_out(pods, forwarding):
+def test_500_concurrent_cluster_views_on_the_node_runtime_share_their_asks(pods, forwarding):
     started = time.monotonic()
     sts = pods.statefulset
     name = sts["metadata"]["name"]
@@ -244,7 +244,7 @@ def test_500_concurrent_cluster_views_on_the_node_runtime_share_their_fan_out(po
         if sorted(r.get("pod", "?") for r in listed) != names or not all(r["up"] is True for r in listed):
             problems.append(body[:300])
     asks = {n: (visits_answered(addresses[n], n) or 0.0) - before[n] for n in names}
-    # One fan-out per window the storm lasts, plus the first, plus one for where the windows
+    # One round of asks per window the storm lasts, plus the first, plus one for where the windows
     # fall (server_bounds.rs's bound), and never fewer than 3.
     bound = max(3, 2 + int(elapsed * 1000) // window)
     print(f"\nRELIABILITY node bounds (node runtime, release shim, {len(names)} replicas in their own "

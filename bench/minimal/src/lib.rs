@@ -6,7 +6,7 @@
 use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
 use spin_visits::page::{render, VisitView};
-use spin_visits::record::{moscow_now, record_line, timestamp_text, RECORD_LEN};
+use spin_visits::record::{moscow_now, record_at, timestamp_text, RECORD_LEN};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
@@ -15,18 +15,18 @@ use std::path::Path;
 fn handle(_request: Request) -> anyhow::Result<impl IntoResponse> {
     let dir = std::env::var("DATA_DIR").unwrap_or_else(|_| "/data".into());
     let pod = std::env::var("POD_NAME").unwrap_or_else(|_| "local".into());
-    let line = record_line(&moscow_now());
+    let record = record_at(&moscow_now());
     let mut log = OpenOptions::new()
         .append(true)
         .create(true)
         .open(Path::new(&dir).join("visits.txt"))?;
-    log.write_all(&line)?;
+    log.write_all(&record)?;
     if std::env::var("APPEND_FSYNC").as_deref() != Ok("no") {
         log.sync_data()?;
     }
     let count = log.metadata()?.len() / RECORD_LEN as u64;
     let html = render(&VisitView {
-        moscow_time: timestamp_text(&line),
+        moscow_time: timestamp_text(&record),
         count,
         pod_name: &pod,
     });

@@ -1,6 +1,7 @@
 //! The request adapter: hyper's request in, the shared handler, hyper's response out, with
 //! the request counted and timed, and `Connection: close` when the slot must turn over (the
-//! server is draining or pressed at its cap) or the connection is closing.
+//! server is draining, or pressed at its cap and the connection has had its turn) or the
+//! connection is closing.
 
 use crate::body::HyperBody;
 use crate::connection::Tracker;
@@ -35,9 +36,11 @@ pub fn service(
             server
                 .stats
                 .request(route, parts.status.as_u16(), started.elapsed());
-            // At the cap, ending a keep-alive connection lets a client waiting for a slot in;
-            // its slot is given back as the answer ends.
-            let last = server.drain.closing() || server.registry.pressed() || tracker.closing();
+            // At the cap, ending a keep-alive connection that has had its turn lets a client
+            // waiting for a slot in; its slot is given back as the answer ends.
+            let last = server.drain.closing()
+                || (server.registry.pressed() && tracker.had_its_turn())
+                || tracker.closing();
             if last {
                 parts
                     .headers

@@ -3,7 +3,7 @@
 //! A visit queues its record and waits. The first one queued spawns a flush, which runs in
 //! the reactor's next round, after every connection that was ready in this round has queued
 //! its own; it appends the whole queue in one write (and one sync, with `APPEND_FSYNC=always`)
-//! and answers each visit with its own line number, or every one with the same error. File
+//! and answers each visit with its own record's number, or every one with the same error. File
 //! calls block the component's one thread, so visits that arrive during a write form the next
 //! batch.
 //!
@@ -101,7 +101,7 @@ impl Committer {
         let appended = self.log.append_batch(&records).map_err(Rc::new);
         self.stats.commit(records.len(), started.elapsed());
         for (line, queued) in (0..).zip(batch) {
-            // A client that hung up has dropped its receiver; its line is on disk all the same.
+            // A client that hung up has dropped its receiver; its record is on disk all the same.
             let _ = queued
                 .reply
                 .send(appended.clone().map(|first| first + line));

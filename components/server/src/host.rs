@@ -1,22 +1,26 @@
-//! The handler's port on the server: visits go through group commit, `/visits/all` through
-//! the shared fan-out, and `/readyz` says so while the replica drains.
+//! The handler's port on the server: visits go through group commit, the cluster view
+//! through the shared round of asks (`peer_cache`), and `/readyz` fails while the replica
+//! drains or while another server writes its data directory (`presence`).
 
 use crate::commit::Committer;
 use crate::drain::Drain;
-use crate::fanout::Fanout;
+use crate::peer_cache::PeerCache;
+use crate::presence::Watch;
 use crate::registry::Registry;
 use crate::stats::Stats;
-use spin_visits::cluster::PeerReport;
 use spin_visits::host::{Appended, Host};
+use spin_visits::peers::PeerReport;
 use spin_visits::record::RECORD_LEN;
 use std::rc::Rc;
+use std::time::Duration;
 
 pub struct ServerHost<'a> {
     pub committer: &'a Rc<Committer>,
-    pub fanout: &'a Rc<Fanout>,
+    pub peer_cache: &'a Rc<PeerCache>,
     pub stats: &'a Stats,
     pub registry: &'a Registry,
     pub drain: &'a Drain,
+    pub watch: &'a Watch,
 }
 
 impl Host for ServerHost<'_> {
@@ -24,8 +28,8 @@ impl Host for ServerHost<'_> {
         self.committer.append(record).await
     }
 
-    async fn ask_peers(&self, configured: &[String]) -> Vec<PeerReport> {
-        let asked = self.fanout.ask(configured).await;
+    async fn ask_peers(&self, configured: &[String], timeout: Duration) -> Vec<PeerReport> {
+        let asked = self.peer_cache.ask(configured, timeout).await;
         let age = asked.at.elapsed();
         asked
             .reports
@@ -35,9 +39,10 @@ impl Host for ServerHost<'_> {
     }
 
     fn unready_reason(&self) -> Option<String> {
-        self.drain
-            .draining()
-            .then(|| "draining: this replica is shutting down".to_owned())
+        match self.drain.draining() {
+            true => Some("draining: this replica is shutting down".to_owned()),
+            false => self.watch.unready_reason(),
+        }
     }
 
     fn metrics(&self, pod: &str, out: &mut String) {

@@ -14,8 +14,10 @@
 //!   yields one at the cap);
 //! - `adapter` (hyper's request to the handler and back, `body` for the answer, `in_flight`);
 //! - `server` (the parts wired once), `host` (the handler's port: `commit` for group commit,
-//!   `fanout` → `peers` → `lookup` for `/visits/all`, `stats` for `/metrics`);
-//! - `drain` and `admin` (`/drain`, then exit).
+//!   `peer_cache` → `peer_transport` → `lookup` for the cluster view, `/visits/all`; `stats`
+//!   for `/metrics`);
+//! - `drain` and `admin` (`/drain`, then exit);
+//! - `presence` (another server on the same data directory: a log line and `/readyz`).
 
 mod accept;
 mod adapter;
@@ -24,13 +26,14 @@ mod body;
 mod commit;
 mod connection;
 mod drain;
-mod fanout;
 mod host;
 mod http1;
 mod in_flight;
 mod listener;
 mod lookup;
-mod peers;
+mod peer_cache;
+mod peer_transport;
+mod presence;
 mod progress;
 mod registry;
 mod server;
@@ -53,7 +56,13 @@ async fn main() -> anyhow::Result<()> {
     let admin = Listener::bind(admin_addr, 16)
         .await
         .with_context(|| format!("cannot listen on ADMIN_ADDR={admin_addr}"))?;
-    let server = Server::new(&config);
+    // No "http://" in it: tests find the bound address by that in the output.
+    let about = format!(
+        "pod {} listening on {}",
+        config.app.pod_name,
+        listener.local_addr()?
+    );
+    let server = Server::new(&config, &about);
     // Completes or rolls back a seal a crash interrupted, before any visit is appended.
     match server.app.log.recover() {
         Ok(done) => done
@@ -79,6 +88,8 @@ async fn main() -> anyhow::Result<()> {
         server.app.config.segment_bytes,
         admin.local_addr()?,
     );
+    // Beats at once, so a second server on the same directory says so as it starts.
+    wstd::runtime::spawn(server.watch.clone().run()).detach();
     wstd::runtime::spawn(admin::run(server.clone(), admin)).detach();
     accept::run(server, listener).await;
     Ok(())

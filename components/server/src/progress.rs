@@ -66,6 +66,11 @@ pub struct Progress {
     last_moved: Instant,
     /// The answer's write is waiting for the client to take bytes.
     write_waiting: bool,
+    /// When the answer's write first had to wait: the socket's send buffer was full. Only
+    /// from then on does a write mean the client took bytes; what fills the buffer first
+    /// (a few hundred KiB on loopback) says nothing of the client, and counting it let a
+    /// reader taking 32 bytes every 5 s pass for one above the rate for two windows.
+    first_wait: Option<Instant>,
 }
 
 impl Progress {
@@ -78,6 +83,7 @@ impl Progress {
             previous: 0,
             last_moved: now,
             write_waiting: false,
+            first_wait: None,
         }
     }
 
@@ -109,8 +115,23 @@ impl Progress {
         self.last_moved = now;
     }
 
-    pub fn write_waiting(&mut self, waiting: bool) {
+    /// `bytes` of the answer were written: counted once the client has had to take them.
+    pub fn written(&mut self, bytes: u64, now: Instant, window: Duration) {
+        if self.first_wait.is_some() {
+            self.moved(bytes, now, window);
+        }
+    }
+
+    pub fn write_waiting(&mut self, waiting: bool, now: Instant) {
         self.write_waiting = waiting;
+        if waiting && self.first_wait.is_none() {
+            // The buffer is full: from now on the client's pace is measured, from nothing.
+            self.first_wait = Some(now);
+            self.bucket_start = now;
+            self.bucket = 0;
+            self.previous = 0;
+            self.last_moved = now;
+        }
     }
 
     /// At most the bytes moved in the last `window`.
@@ -125,8 +146,13 @@ impl Progress {
     }
 
     pub fn standing(&self, now: Instant, min: MinRate) -> Standing {
-        let age = now.saturating_duration_since(self.since);
         let slow = |reason| {
+            // Judged only once a whole window has been watched.
+            let watched_since = match reason {
+                Reason::SlowReader => self.first_wait.unwrap_or(now),
+                _ => self.since,
+            };
+            let age = now.saturating_duration_since(watched_since);
             let recent = self.recent_bytes(now, min.window);
             if age >= min.window && recent < min.bytes_per_window() {
                 Standing::Yields(reason, recent, self.since)
@@ -135,7 +161,9 @@ impl Progress {
             }
         };
         match self.phase {
-            Phase::Idle if age >= IDLE_GRACE => Standing::Yields(Reason::Idle, 0, self.since),
+            Phase::Idle if now.saturating_duration_since(self.since) >= IDLE_GRACE => {
+                Standing::Yields(Reason::Idle, 0, self.since)
+            }
             Phase::Idle => Standing::Keeps,
             Phase::Head => slow(Reason::SlowHead),
             // A slow handler (a sync, the peers) is not the client's fault: only time spent
@@ -203,15 +231,44 @@ mod tests {
         let t = Instant::now();
         let mut reader = Progress::new(t);
         reader.enter(Phase::Answering, t);
-        reader.moved(4 << 20, at(t, 10), MIN.window);
-        reader.write_waiting(true);
+        reader.written(4 << 20, at(t, 5), MIN.window);
+        reader.write_waiting(true, at(t, 10));
         assert_eq!(reader.standing(at(t, 1500), MIN), Standing::Keeps);
         assert!(matches!(
             reader.standing(at(t, 2100), MIN),
             Standing::Yields(Reason::SlowReader, 0, _)
         ));
         // A handler still working (no write waiting) is not the client's fault.
-        reader.write_waiting(false);
+        reader.write_waiting(false, at(t, 2100));
         assert_eq!(reader.standing(at(t, 5000), MIN), Standing::Keeps);
+    }
+
+    #[test]
+    fn what_fills_the_send_buffer_is_not_the_readers_progress() {
+        let t = Instant::now();
+        let mut reader = Progress::new(t);
+        reader.enter(Phase::Answering, t);
+        // 200 KiB go into the socket's buffer at once, then the write waits; the client
+        // takes 32 bytes every 1.5 s (21 bytes a second, under the 100 of MIN).
+        reader.written(200 << 10, at(t, 1), MIN.window);
+        reader.write_waiting(true, at(t, 2));
+        for step in 1..=3 {
+            reader.write_waiting(false, at(t, step * 1500));
+            reader.written(32, at(t, step * 1500), MIN.window);
+            reader.write_waiting(true, at(t, step * 1500));
+        }
+        assert!(matches!(
+            reader.standing(at(t, 4600), MIN),
+            Standing::Yields(Reason::SlowReader, ..)
+        ));
+        // One that takes 300 bytes a second once the buffer is full keeps its slot.
+        let mut fast = Progress::new(t);
+        fast.enter(Phase::Answering, t);
+        fast.written(200 << 10, at(t, 1), MIN.window);
+        fast.write_waiting(true, at(t, 2));
+        for step in 1..=45 {
+            fast.written(30, at(t, step * 100), MIN.window);
+        }
+        assert_eq!(fast.standing(at(t, 4600), MIN), Standing::Keeps);
     }
 }

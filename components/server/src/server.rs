@@ -1,13 +1,15 @@
-//! The server's parts, wired once: the handler's app, group commit, the fan-out, the
-//! counters, the connection registry, the drain. Each room takes what it needs from here;
+//! The server's parts, wired once: the handler's app, group commit, the peer cache, the
+//! counters, the connection registry, the drain, the watch for another server on the data
+//! directory. Each room takes what it needs from here;
 //! none of them imports another's internals.
 
 use crate::commit::Committer;
 use crate::connection::Timeouts;
 use crate::drain::Drain;
-use crate::fanout::Fanout;
 use crate::host::ServerHost;
 use crate::in_flight::Requests;
+use crate::peer_cache::PeerCache;
+use crate::presence::Watch;
 use crate::registry::Registry;
 use crate::stats::Stats;
 use spin_visits::server_config::ServerConfig;
@@ -17,16 +19,18 @@ use std::rc::Rc;
 pub struct Server {
     pub app: App,
     pub committer: Rc<Committer>,
-    pub fanout: Rc<Fanout>,
+    pub peer_cache: Rc<PeerCache>,
     pub stats: Rc<Stats>,
     pub registry: Rc<Registry>,
     pub drain: Drain,
+    pub watch: Rc<Watch>,
     pub requests: Requests,
     pub timeouts: Timeouts,
 }
 
 impl Server {
-    pub fn new(config: &ServerConfig) -> Rc<Self> {
+    /// `about` names this server to another on the same data directory.
+    pub fn new(config: &ServerConfig, about: &str) -> Rc<Self> {
         let mut app = App::new(config.app.clone());
         // A replica's volume is its own (one pod per claim) and the committer writes one
         // batch at a time: the log is held open, and the handler's probes share it.
@@ -35,10 +39,11 @@ impl Server {
         Rc::new(Self {
             committer: Committer::new(app.log.clone(), stats.clone()),
             stats,
-            fanout: Fanout::new(config.peer_service.clone(), config.peer_cache),
+            peer_cache: PeerCache::new(config.peer_service.clone(), config.peer_cache),
             app,
             registry: Registry::new(config.max_connections),
             drain: Drain::new(config.drain_delay, config.drain_timeout),
+            watch: Watch::new(&config.app.data_dir, about),
             requests: Requests::default(),
             timeouts: Timeouts {
                 idle: config.idle_timeout,
@@ -53,15 +58,18 @@ impl Server {
     pub fn host(&self) -> ServerHost<'_> {
         ServerHost {
             committer: &self.committer,
-            fanout: &self.fanout,
+            peer_cache: &self.peer_cache,
             stats: &self.stats,
             registry: &self.registry,
             drain: &self.drain,
+            watch: &self.watch,
         }
     }
 
-    /// `/drain`.
+    /// `/drain`; the process exits after it, so this server leaves the data directory.
     pub async fn drain(&self) -> String {
-        self.drain.run(&self.registry, &self.requests).await
+        let said = self.drain.run(&self.registry, &self.requests).await;
+        self.watch.leave();
+        said
     }
 }

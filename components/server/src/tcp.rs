@@ -1,5 +1,5 @@
 //! TCP over wasi:sockets, poll-based so hyper can drive it directly: the stream under both
-//! the server's connections ([`crate::connection`]) and the peer client's. Readiness waits go
+//! the server's connections ([`crate::connection`]) and the peer transport's. Readiness waits go
 //! through wstd's reactor (`AsyncPollable`), which also runs the tasks.
 //!
 //! wstd's own `TcpStream` only offers `async fn` reads and writes; driving those from
@@ -151,6 +151,20 @@ impl TcpStream {
                 Err(StreamError::Closed) => return Poll::Ready(Ok(0)),
                 Err(err) => return Poll::Ready(Err(stream_error(err))),
             }
+        }
+    }
+
+    /// Reads what the host holds now, without waiting: 0 when it holds nothing (or the
+    /// stream has ended).
+    pub fn read_now(&mut self, buf: &mut ReadBufCursor<'_>) -> io::Result<usize> {
+        let want = buf.remaining().min(READ_LEN) as u64;
+        match self.io().input.read(want) {
+            Ok(bytes) => {
+                buf.put_slice(&bytes);
+                Ok(bytes.len())
+            }
+            Err(StreamError::Closed) => Ok(0),
+            Err(err) => Err(stream_error(err)),
         }
     }
 

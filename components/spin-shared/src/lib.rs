@@ -2,19 +2,20 @@
 //! streamed back. `components/spin` (file store, `wasi:*` imports only) and
 //! `components/spin-sqlite` (adds Spin's SQLite) are thin entry crates over this one.
 
-mod peers;
+mod peer_transport;
 mod request;
 mod response;
 
 pub use response::send;
 
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
-use spin_visits::cluster::PeerReport;
 use spin_visits::host::{Appended, Host};
+use spin_visits::peers::{ask_all, PeerReport};
 use spin_visits::record::RECORD_LEN;
 use spin_visits::visit_log::VisitLog;
 use spin_visits::App;
 use std::rc::Rc;
+use std::time::Duration;
 
 /// Answers one request with `host`, or with a 400 (and the headers every answer carries)
 /// when the request cannot be converted.
@@ -53,12 +54,12 @@ impl Host for FileHost<'_> {
         self.0.append(&record).map_err(Rc::new)
     }
 
-    async fn ask_peers(&self, configured: &[String]) -> Vec<PeerReport> {
-        peers::gather(configured)
+    async fn ask_peers(&self, configured: &[String], timeout: Duration) -> Vec<PeerReport> {
+        ask_peers(configured, timeout).await
     }
 }
 
-/// The peers client, for hosts with another store.
-pub fn ask_peers(configured: &[String]) -> Vec<PeerReport> {
-    peers::gather(configured)
+/// The peers asked through the host's outbound HTTP, for hosts with another store.
+pub async fn ask_peers(configured: &[String], timeout: Duration) -> Vec<PeerReport> {
+    ask_all(&peer_transport::OutgoingHttp, configured, timeout).await
 }

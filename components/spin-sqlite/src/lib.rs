@@ -11,15 +11,16 @@ mod writable;
 
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
-use spin_visits::cluster::PeerReport;
 use spin_visits::config::Config;
 use spin_visits::host::{Appended, Host};
+use spin_visits::peers::PeerReport;
 use spin_visits::record::{self, RECORD_LEN};
 use spin_visits::store::{Resolved, StoreChoice, VisitStore};
 use spin_visits::App;
 use spin_visits_spin_shared::{ask_peers, refuse, serve, FileHost};
 use sqlite_store::SqliteStore;
 use std::rc::Rc;
+use std::time::Duration;
 
 #[http_component]
 async fn handle(incoming: IncomingRequest, outparam: ResponseOutparam) {
@@ -72,8 +73,8 @@ impl Host for SqliteHost {
             .map_err(Rc::new)
     }
 
-    async fn ask_peers(&self, configured: &[String]) -> Vec<PeerReport> {
-        ask_peers(configured)
+    async fn ask_peers(&self, configured: &[String], timeout: Duration) -> Vec<PeerReport> {
+        ask_peers(configured, timeout).await
     }
 
     fn store(&self) -> Option<&dyn VisitStore> {

@@ -1,36 +1,37 @@
-//! `/visits/all`'s fan-out: which replicas to ask, and one ask in flight at a time.
+//! The cluster view's peers on the server: which peers to ask (`PEERS`, or `PEER_SERVICE`'s
+//! addresses), and one round of asks in flight at a time.
 //!
-//! Every request asking every peer would make N requests a second to one replica N ×
-//! replicas across the StatefulSet. Concurrent requests share the fan-out in flight, and its
-//! result serves the requests of the next `window` too, so a peer sees at most about one ask
-//! per window from each replica, whatever the request rate.
+//! Every request asking every peer would make N requests a second to one replica N × peers
+//! across the StatefulSet. Concurrent requests share the round in flight, and its answers
+//! serve the requests of the next `window` too (`PEER_CACHE_MILLISECONDS`), so a peer sees at
+//! most about one ask per window from each replica, whatever the request rate.
 
 use crate::lookup::resolve_all_ipv4;
-use crate::peers;
+use crate::peer_transport::SocketTransport;
 use futures_channel::oneshot;
-use spin_visits::cluster::{discovered_peers, sort_by_pod, PeerReport};
 use spin_visits::config::PeerService;
+use spin_visits::peers::{ask_all, discovered_peers, sort_by_pod, PeerReport};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// One fan-out's answers and when they were asked.
+/// One round's answers and when they were asked.
 #[derive(Clone)]
 pub struct Asked {
     pub at: Instant,
     pub reports: Rc<Vec<PeerReport>>,
 }
 
-pub struct Fanout {
+pub struct PeerCache {
     /// `PEER_SERVICE`, from the config; used when `PEERS` is empty.
     service: Option<PeerService>,
     window: Duration,
     last: RefCell<Option<Asked>>,
-    /// Requests waiting for the fan-out in flight; `None` while none is.
+    /// Requests waiting for the round in flight; `None` while none is.
     waiting: RefCell<Option<Vec<oneshot::Sender<Asked>>>>,
 }
 
-impl Fanout {
+impl PeerCache {
     pub fn new(service: Option<PeerService>, window: Duration) -> Rc<Self> {
         Rc::new(Self {
             service,
@@ -40,9 +41,9 @@ impl Fanout {
         })
     }
 
-    /// The replicas' reports: from the last fan-out if it is younger than the window, else
-    /// from the one in flight, else from a new one.
-    pub async fn ask(self: &Rc<Self>, configured: &[String]) -> Asked {
+    /// The peers' reports: from the last round if it is younger than the window, else from
+    /// the one in flight, else from a new one, each peer given `timeout`.
+    pub async fn ask(self: &Rc<Self>, configured: &[String], timeout: Duration) -> Asked {
         if let Some(last) = self.last.borrow().as_ref() {
             if last.at.elapsed() < self.window {
                 return last.clone();
@@ -57,15 +58,15 @@ impl Fanout {
         };
         if start {
             // Its own task, so a client that hangs up cannot strand the others waiting.
-            let (fanout, configured) = (self.clone(), configured.to_vec());
+            let (cache, configured) = (self.clone(), configured.to_vec());
             wstd::runtime::spawn(async move {
-                let reports = Rc::new(fanout.gather(&configured).await);
+                let reports = Rc::new(cache.gather(&configured, timeout).await);
                 let asked = Asked {
                     at: Instant::now(),
                     reports,
                 };
-                *fanout.last.borrow_mut() = Some(asked.clone());
-                for reply in fanout.waiting.borrow_mut().take().unwrap_or_default() {
+                *cache.last.borrow_mut() = Some(asked.clone());
+                for reply in cache.waiting.borrow_mut().take().unwrap_or_default() {
                     let _ = reply.send(asked.clone());
                 }
             })
@@ -73,15 +74,15 @@ impl Fanout {
         }
         answer
             .await
-            .expect("the fan-out answers every waiting request")
+            .expect("the round answers every waiting request")
     }
 
-    /// The reports for `/visits/all`: the configured `PEERS`, or else every address behind
-    /// `PEER_SERVICE` (looked up again each time, so a scaled StatefulSet is seen), in pod
-    /// order.
-    async fn gather(&self, configured: &[String]) -> Vec<PeerReport> {
+    /// The reports for the cluster view: the configured `PEERS`, or else every address
+    /// behind `PEER_SERVICE` (looked up again each time, so a scaled StatefulSet is seen), in
+    /// pod order.
+    async fn gather(&self, configured: &[String], timeout: Duration) -> Vec<PeerReport> {
         if !configured.is_empty() {
-            return peers::gather(configured).await;
+            return ask_all(&SocketTransport, configured, timeout).await;
         }
         let Some(service) = &self.service else {
             return Vec::new();
@@ -92,7 +93,8 @@ impl Fanout {
                 vec![PeerReport::down(&name, "the name has no IPv4 address")]
             }
             Ok(addresses) => {
-                let mut reports = peers::gather(&discovered_peers(&addresses, service.port)).await;
+                let peers = discovered_peers(&addresses, service.port);
+                let mut reports = ask_all(&SocketTransport, &peers, timeout).await;
                 sort_by_pod(&mut reports);
                 reports
             }

@@ -1,124 +1,10 @@
-//! `/visits/all`: every replica's count and last visits side by side, so a user sees how the
-//! ClusterIP Service spread their visits. The peers are asked over HTTP by each entry point
-//! (a Spin host's outbound HTTP, or sockets in the server); this module says what to ask and
-//! renders the answers. A peer that is down is shown as down, not as an error.
+//! The cluster view (`/visits/all`): every peer's count and last visits side by side, so a
+//! user sees how the ClusterIP Service spread their visits, as HTML with a bar chart or as
+//! JSON. [`crate::peers`] asks the peers; this module renders their reports. A peer that is
+//! down is shown as down, not as an error.
 
+use crate::peers::{PeerReport, PeerState};
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::Duration;
-
-/// The path each peer is asked: its last visits, with its count and name in headers.
-pub const PEER_PATH: &str = "/visits?tail=5";
-/// A peer's whole answer is a few hundred bytes; anything longer is not one of ours.
-pub const MAX_PEER_BODY: usize = 64 * 1024;
-/// The header `/visits` carries with the replica's total count.
-pub const COUNT_HEADER: &str = "x-visit-count";
-
-/// What one peer said, or why it could not.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerReport {
-    /// As configured in `PEERS` (host:port).
-    pub peer: String,
-    pub state: PeerState,
-    /// How long ago the peer was asked: a host may serve one fan-out's answers for a while.
-    pub age: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PeerState {
-    Up {
-        pod: String,
-        count: u64,
-        last: Vec<String>,
-    },
-    Down {
-        reason: String,
-    },
-}
-
-impl PeerReport {
-    pub fn down(peer: &str, reason: impl Into<String>) -> Self {
-        Self {
-            peer: peer.to_owned(),
-            state: PeerState::Down {
-                reason: reason.into(),
-            },
-            age: Duration::ZERO,
-        }
-    }
-
-    /// The same report, asked `age` ago.
-    pub fn asked_ago(self, age: Duration) -> Self {
-        Self { age, ..self }
-    }
-
-    /// Reads a peer's answer to [`PEER_PATH`].
-    pub fn from_reply(
-        peer: &str,
-        status: u16,
-        served_by: Option<&str>,
-        count: Option<&str>,
-        body: &[u8],
-    ) -> Self {
-        if status != 200 {
-            return Self::down(peer, format!("answered {status}"));
-        }
-        let (Some(pod), Some(count)) = (served_by, count.and_then(|c| c.parse().ok())) else {
-            return Self::down(peer, "answered without x-served-by and x-visit-count");
-        };
-        let last = String::from_utf8_lossy(body)
-            .lines()
-            .filter(|line| crate::record::is_timestamp(line.as_bytes()))
-            .map(str::to_owned)
-            .collect();
-        Self {
-            peer: peer.to_owned(),
-            state: PeerState::Up {
-                pod: sanitize(pod),
-                count,
-                last,
-            },
-            age: Duration::ZERO,
-        }
-    }
-}
-
-/// The peers behind a headless Service: every address its name resolves to, once each, in
-/// address order, as `ip:port`. Each answer names its pod (`x-served-by`), so addresses are
-/// all the view needs; a scaled StatefulSet shows up as more (or fewer) addresses.
-pub fn discovered_peers(addresses: &[Ipv4Addr], port: u16) -> Vec<String> {
-    let mut addresses = addresses.to_vec();
-    addresses.sort_unstable();
-    addresses.dedup();
-    addresses
-        .into_iter()
-        .map(|ip| SocketAddrV4::new(ip, port).to_string())
-        .collect()
-}
-
-/// Discovered peers come in address order, which says nothing to a reader: show replicas in
-/// pod order (`visits-2` before `visits-10`), and any that are down after them.
-pub fn sort_by_pod(reports: &mut [PeerReport]) {
-    fn key(report: &PeerReport) -> (bool, String, u64, String) {
-        match &report.state {
-            PeerState::Up { pod, .. } => {
-                let stem = pod.trim_end_matches(|c: char| c.is_ascii_digit());
-                let ordinal = pod[stem.len()..].parse().unwrap_or(0);
-                (false, stem.to_owned(), ordinal, pod.clone())
-            }
-            PeerState::Down { .. } => (true, String::new(), 0, report.peer.clone()),
-        }
-    }
-    reports.sort_by_cached_key(key);
-}
-
-/// Peer-supplied text goes into HTML and JSON; keep it to the characters pod names use.
-fn sanitize(text: &str) -> String {
-    text.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        .take(253)
-        .collect()
-}
 
 /// Reasons come from our own code and the host's error names; still, escape them for HTML.
 fn escape_html(text: &str) -> String {
@@ -277,10 +163,14 @@ pub fn render_html(this_pod: &str, reports: &[PeerReport]) -> String {
 <p><a href="/">Visit again</a> · <a href="/visits">this replica's log</a></p>
 "#
     );
-    crate::page::document(&format!("All replicas · {this_pod}"), CLUSTER_STYLE, &body)
+    crate::page::document(
+        &format!("All replicas · {this_pod}"),
+        CLUSTER_VIEW_STYLE,
+        &body,
+    )
 }
 
-const CLUSTER_STYLE: &str = "  body { margin: 2rem auto; max-width: 900px; padding: 0 1rem; }
+const CLUSTER_VIEW_STYLE: &str = "  body { margin: 2rem auto; max-width: 900px; padding: 0 1rem; }
   table { border-collapse: collapse; width: 100%; margin-top: 1.5rem; }
   td, th { border-bottom: 1px solid #8884; padding: .5rem; text-align: left; vertical-align: top; }
   .count { font-weight: 600; }
@@ -291,76 +181,20 @@ const CLUSTER_STYLE: &str = "  body { margin: 2rem auto; max-width: 900px; paddi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::peers::{up, PeerReply};
+    use std::time::Duration;
 
     const T: &str = "2023-11-18 17:54:26.913511+03:00";
 
-    fn up(pod: &str, count: u64) -> PeerReport {
-        PeerReport::from_reply(
-            &format!("{pod}.visits-headless:8080"),
-            200,
-            Some(pod),
-            Some(&count.to_string()),
-            format!("{T}\n").as_bytes(),
-        )
-    }
-
-    #[test]
-    fn reads_a_peer_reply() {
-        let report = up("visits-1", 7);
-        assert_eq!(
-            report.state,
-            PeerState::Up {
-                pod: "visits-1".into(),
-                count: 7,
-                last: vec![T.into()]
-            }
-        );
-        let broken = PeerReport::from_reply("p:1", 200, Some("x"), Some("many"), b"");
-        assert!(matches!(broken.state, PeerState::Down { .. }));
-        let failing = PeerReport::from_reply("p:1", 503, Some("x"), Some("1"), b"");
-        assert_eq!(
-            failing.state,
-            PeerState::Down {
-                reason: "answered 503".into()
-            }
-        );
-    }
-
-    #[test]
-    fn discovered_peers_are_each_address_once_in_order() {
-        let ip = |last| Ipv4Addr::new(127, 0, 0, last);
-        assert_eq!(
-            discovered_peers(&[ip(10), ip(2), ip(3), ip(2)], 8080),
-            ["127.0.0.2:8080", "127.0.0.3:8080", "127.0.0.10:8080"]
-        );
-        assert!(discovered_peers(&[], 8080).is_empty());
-    }
-
-    #[test]
-    fn replicas_are_shown_in_pod_order_down_last() {
-        let mut reports = vec![
-            PeerReport::down("127.0.0.9:8080", "refused"),
-            up("visits-10", 1),
-            up("visits-2", 1),
-            up("visits-0", 1),
-        ];
-        sort_by_pod(&mut reports);
-        let order: Vec<_> = reports
-            .iter()
-            .map(|r| match &r.state {
-                PeerState::Up { pod, .. } => pod.as_str(),
-                PeerState::Down { .. } => r.peer.as_str(),
-            })
-            .collect();
-        assert_eq!(
-            order,
-            ["visits-0", "visits-2", "visits-10", "127.0.0.9:8080"]
-        );
-    }
-
     #[test]
     fn peer_text_cannot_inject_markup() {
-        let report = PeerReport::from_reply("p:1", 200, Some("<script>"), Some("1"), b"<b>\n");
+        let reply = PeerReply {
+            status: 200,
+            served_by: Some("<script>".into()),
+            count: Some("1".into()),
+            body: b"<b>\n".to_vec(),
+        };
+        let report = PeerReport::from_reply("p:1", &reply);
         let html = render_html("visits-0", &[report, PeerReport::down("<i>:1", "a <b> c")]);
         assert!(!html.contains("<script>") && !html.contains("<b>") && !html.contains("<i>"));
         assert!(html.contains("&lt;i&gt;:1") && html.contains("a &lt;b&gt; c"));
