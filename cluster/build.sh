@@ -32,8 +32,8 @@ check_tools() {
     for t in go gcc pkg-config; do command -v "$t" >/dev/null || missing+=("$t"); done
     if command -v pkg-config >/dev/null; then
         pkg-config --exists libseccomp || missing+=("libseccomp-dev")
+        pkg-config --exists sqlite3 || missing+=("libsqlite3-dev")
     fi
-    [[ -f /usr/include/sqlite3.h ]] || missing+=("libsqlite3-dev")
     [[ -f /usr/include/stdio.h ]] || missing+=("libc6-dev")
     if [[ ${#missing[@]} -gt 0 ]]; then
         echo "build: missing ${missing[*]} (Debian: apt-get install gcc libc6-dev pkg-config libseccomp-dev libsqlite3-dev)" >&2
