@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Builds every binary of the single-node cluster from Go modules at the versions of
 # cluster/versions.env, into $CLUSTER_CACHE/<key>/bin (outside the repository), where <key> is a
-# hash of versions.env and of the Kubernetes build module. Each part is built once: a part whose
-# stamp exists is skipped, so a second run costs nothing. Cold build times land in <key>/times.
+# hash of versions.env and of the build modules under cluster/build. Each part is built once: a
+# part whose stamp exists is skipped, so a second run costs nothing. Cold build times land in
+# <key>/times, each with the load average at its end (the machine may be shared).
 #
 #   cluster/build.sh [part...]    parts: kubernetes containerd runc cni kine coredns pause (default: all)
+#
+# Needs Go (1.25+; cluster/build/*/go.mod) on PATH and, from Debian: gcc and libc6-dev (cgo,
+# the static pause binary), pkg-config and libseccomp-dev (runc's seccomp), libsqlite3-dev
+# (kine's SQLite). Every Go module comes from the Go module proxy.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -12,11 +17,41 @@ here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/lib.sh"
 
 mkdir -p "$CLUSTER_BIN" "$CLUSTER_KEYDIR/stamps" "$CLUSTER_KEYDIR/logs"
-export GOFLAGS="${GOFLAGS:-} -trimpath"
+# -buildvcs=false: the coredns module's main package lies in this repository, and stamping it
+# would run git (which fails on a checkout owned by another user).
+export GOFLAGS="${GOFLAGS:-} -trimpath -buildvcs=false"
 # Shared machine: builds yield to everything else.
 NICE=(nice -n "${CLUSTER_BUILD_NICE:-15}")
 
-# Runs one part's build unless its stamp exists, logs it, records its wall time.
+# Fails at once, naming what is missing, rather than half-way through a long build. Run before
+# the first part that is not cached, so a warm cache needs none of these.
+tools_checked=
+check_tools() {
+    [[ -z $tools_checked ]] || return 0
+    local missing=() t
+    for t in go gcc pkg-config; do command -v "$t" >/dev/null || missing+=("$t"); done
+    if command -v pkg-config >/dev/null; then
+        pkg-config --exists libseccomp || missing+=("libseccomp-dev")
+        pkg-config --exists sqlite3 || missing+=("libsqlite3-dev")
+    fi
+    [[ -f /usr/include/stdio.h ]] || missing+=("libc6-dev")
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        echo "build: missing ${missing[*]} (Debian: apt-get install gcc libc6-dev pkg-config libseccomp-dev libsqlite3-dev)" >&2
+        return 1
+    fi
+    tools_checked=1
+}
+
+# CPU seconds (user + system) of this shell's finished children so far, into variable $1.
+# `times` must run in this shell (not in a $(...) subshell, which has no children of its own).
+children_cpu() {
+    times >"$CLUSTER_KEYDIR/.times"
+    printf -v "$1" '%s' "$(tail -n1 "$CLUSTER_KEYDIR/.times" |
+        awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%d", t }')"
+}
+
+# Runs one part's build unless its stamp exists, logs it, records its wall time and CPU time
+# (on a shared machine the wall time says more about the load than about the build).
 part() {
     local name=$1; shift
     local stamp="$CLUSTER_KEYDIR/stamps/$name" log="$CLUSTER_KEYDIR/logs/build-$name.log"
@@ -24,15 +59,17 @@ part() {
         echo "build: $name cached"
         return 0
     fi
+    check_tools
     echo "build: $name (log: $log)"
-    local start; start=$(date +%s)
+    local start cpu0 cpu1; start=$(date +%s); children_cpu cpu0
     if ! "$@" >"$log" 2>&1; then
         echo "build: $name FAILED; last lines of $log:" >&2
         tail -n 30 "$log" >&2
         return 1
     fi
-    local secs=$(( $(date +%s) - start ))
-    echo "$name ${secs}s" >>"$CLUSTER_KEYDIR/times"
+    local secs=$(( $(date +%s) - start )); children_cpu cpu1
+    local cpu=$(( cpu1 - cpu0 ))
+    echo "$name ${secs}s cpu ${cpu}s load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$CLUSTER_KEYDIR/times"
     touch "$stamp"
     echo "build: $name done in ${secs}s"
 }
@@ -81,12 +118,18 @@ build_cni() {
 }
 
 build_kine() {
-    # SQLite through mattn/go-sqlite3 (cgo) in this kine line.
-    CGO_ENABLED=1 gobin_install -ldflags "-s -w" "github.com/k3s-io/kine@$KINE_VERSION"
+    # SQLite through mattn/go-sqlite3 (cgo). Tag libsqlite3 links Debian's libsqlite3 instead of
+    # compiling the 9 MB SQLite amalgamation, the longest single step of this part; Debian's is
+    # built with the dbstat table kine's size query reads, the amalgamation as built here is not.
+    CGO_ENABLED=1 gobin_install -tags libsqlite3 \
+        -ldflags "-s -w -X github.com/k3s-io/kine/pkg/version.Version=$KINE_VERSION" \
+        "github.com/k3s-io/kine@$KINE_VERSION"
 }
 
+# From cluster/build/coredns: only the plugins the cluster's Corefile names (see its main.go).
 build_coredns() {
-    CGO_ENABLED=0 gobin_install -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
+    (cd "$here/build/coredns" && CGO_ENABLED=0 "${NICE[@]}" go build -ldflags "-s -w" \
+        -o "$CLUSTER_BIN/coredns" .)
 }
 
 # The sandbox ("pause") binary: Kubernetes' own build/pause/linux/pause.c from the module source,

@@ -4,10 +4,11 @@ CLUSTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=cluster/versions.env
 source "$CLUSTER_DIR/versions.env"
 CLUSTER_CACHE="${CLUSTER_CACHE:-$HOME/.cache/spin-visits-cluster}"
-# Keyed by the versions and the two build modules (their go.sum pins every dependency).
-CLUSTER_KEY=$(cat "$CLUSTER_DIR/versions.env" "$CLUSTER_DIR/build/kubernetes/go.mod" \
-    "$CLUSTER_DIR/build/kubernetes/go.sum" "$CLUSTER_DIR/build/containerd/go.mod" \
-    "$CLUSTER_DIR/build/containerd/go.sum" | sha256sum | cut -c1-16)
+# Keyed by the versions and the build modules (their go.sum pins every dependency, coredns's
+# main.go picks its plugins). Not by build.sh: a change to how it builds a part should come with
+# a version or module change, or a removed stamp, so that editing a comment costs no rebuild.
+CLUSTER_KEY=$(cat "$CLUSTER_DIR/versions.env" "$CLUSTER_DIR"/build/*/go.mod \
+    "$CLUSTER_DIR"/build/*/go.sum "$CLUSTER_DIR"/build/*/*.go | sha256sum | cut -c1-16)
 CLUSTER_KEYDIR="$CLUSTER_CACHE/$CLUSTER_KEY"
 CLUSTER_BIN="$CLUSTER_KEYDIR/bin"
 CLUSTER_CNI_BIN="$CLUSTER_KEYDIR/cni-bin"

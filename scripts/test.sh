@@ -54,13 +54,14 @@ pytest -q tests/k8s tests/e2e
 
 # The real single-node Kubernetes cluster (docs/cluster.md): every part built from its Go module
 # once, cached under ~/.cache/spin-visits-cluster (about 30 minutes cold on 2 cores, nothing
-# when warm). gcc, libseccomp-dev and pkg-config build runc with seccomp and kine's SQLite;
+# when warm). gcc, libc6-dev, libseccomp-dev and pkg-config build runc with seccomp (and the
+# static pause binary); libsqlite3-dev links kine to Debian's SQLite (cluster/build.sh);
 # iproute2, iptables, util-linux (nsenter, unshare), openssl and curl run the node; wrk loads
 # a pod from inside the node's namespace; e2fsprogs and mount give a claim an ext4 of its own
 # (test_readonly_claim.py). The tests' fixture brings the cluster up and always
 # takes it down again; the trap is for a session that dies before its teardown.
-need_apt gcc libc6-dev libseccomp-dev pkg-config iproute2 iptables util-linux openssl curl wrk \
-  e2fsprogs mount
+need_apt gcc libc6-dev libseccomp-dev pkg-config libsqlite3-dev iproute2 iptables util-linux \
+  openssl curl wrk e2fsprogs mount
 command -v go >/dev/null || { echo "go not found: the cluster is built from Go modules" >&2; exit 1; }
 say "cluster/build.sh (cached under ~/.cache/spin-visits-cluster)"
 cluster/build.sh

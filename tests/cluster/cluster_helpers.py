@@ -40,7 +40,7 @@ def built_or_skip():
     missing = [p for p in parts if not (keydir / "stamps" / p).exists()]
     if missing and os.environ.get("CLUSTER_BUILD") != "1":
         pytest.skip(f"cluster binaries not built ({', '.join(missing)} missing under {keydir}): "
-                    "run cluster/build.sh (about 40 minutes cold on 2 cores) or set CLUSTER_BUILD=1")
+                    "run cluster/build.sh (about 30 minutes cold on 2 cores) or set CLUSTER_BUILD=1")
 
 
 class Cluster:
