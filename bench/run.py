@@ -193,8 +193,9 @@ def main():
         "# Benchmarks\n",
         f"Written by `{os.environ.get('BENCH_COMMAND') or shlex.join(['python3', 'bench/run.py', *sys.argv[1:]])}` on "
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.\n",
-        f"Machine: {machine()}. Load: wrk on the same machine, loopback only; load average "
-        f"{os.getloadavg()[0]:.1f} at the start.\n",
+        f"Machine: {machine()}. Load: wrk on the same machine, loopback only. The machine may be shared "
+        f"with other work (builds, tests, other benchmarks), so read ratios within a table before absolute "
+        f"figures; load average {os.getloadavg()[0]:.1f} at the start.\n",
         f"Versions: {versions()}.\n",
         "Every figure below comes from this one run. What they mean, where targets are missed and "
         "why: [bench/notes.md](bench/notes.md).\n",
