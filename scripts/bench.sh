@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Runs the benchmarks (bench/run.py) and writes BENCHMARKS.md: one run, every section, with its
 # date, machine, versions and command. As root (containerd, tmpfs claims, cgroups). About 40
 # minutes with `--seconds 5 --runs 2` on 2 cores at load 6-13, about 65 with the defaults
