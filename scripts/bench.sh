@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs the benchmarks (bench/run.py) and writes BENCHMARKS.md: one run, every section, with its
-# date, machine, versions and command. As root (containerd, tmpfs claims, cgroups). About 40
-# minutes with `--seconds 5 --runs 2` on 2 cores at load 6-13, about 65 with the defaults
-# (10 s, 3 runs): sections 1-5 (visit path, log growth, whole-log read, start, Spin's trigger)
-# about a third; 6-9 (bench/load.py: wasmtime run, runwasi's release shim (wasmtime 27) and
-# main's (36), native, and as deployed) about half; 10 sealed segments (bench/segments.py),
-# 11 fair at the cap (bench/fair.py, slowhttptest) and 12 the Spin component on
-# containerd-shim-spin (bench/spin_shim.py, strace) the rest.
+# date, machine, versions and command. As root (containerd, tmpfs claims, cgroups). 35 minutes
+# with `--seconds 4 --runs 2` on 2 cores at load 7-17, builds warm (2026-12-03): sections 1-5
+# (visit path, log growth, whole-log read, start, Spin's trigger) 7; 6-9 (bench/load.py, 5 s
+# runs whatever --seconds: wasmtime run, runwasi's release shim (wasmtime 27) and main's (36),
+# native, and as deployed) 19; 10 sealed segments (bench/segments.py) 5; 11 fair at the cap
+# (bench/fair.py, slowhttptest) 1; 12 the Spin component on containerd-shim-spin
+# (bench/spin_shim.py, strace) 4. The defaults (10 s, 3 runs) take about an hour.
 # Arguments go to bench/run.py (e.g. --seconds 2 --runs 1 for a quick look; `--only load
 # --sections 89`, `--only segments`, `--only fair` or `--only spin-shim` runs one step alone and
 # prints it). BENCHMARKS.md is only ever one whole run; the analysis of its figures is
