@@ -1,9 +1,10 @@
 """What every benchmark section shares: where the artefacts are, how a server is started and
 loaded, how figures are summarised, and how a section is written into BENCHMARKS.md.
 
-The sections (run.py's own, visit_path.py, spin_trigger.py, load.py) import this module and
-nothing of each other's, except the helpers spin_probe.py takes from spin_trigger.py; run.py
-imports the sections and drives them.
+The sections (run.py's own, visit_path.py, spin_trigger.py, load.py, segments.py, fair.py,
+spin_shim.py) import this module and nothing of each other's, except the helpers spin_probe.py
+takes from spin_trigger.py and the node runtime (node.py, load.py's limits) that segments.py and
+spin_shim.py share with load.py; run.py imports the sections and drives them.
 """
 
 import os

@@ -12,12 +12,14 @@ this build and, with --baseline, another build (main's, say) in the same run:
     python3 bench/fair.py [--baseline PATH.wasm] [--seconds 30]
 
 Needs wrk and slowhttptest (Debian packages) and an open-file hard limit above 2 200.
+bench/run.py runs `step` (this build only) as BENCHMARKS.md's section 11.
 """
 
 import argparse
 import csv
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -25,7 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import SERVER_WASM, WASMTIME, WrkRun, free_port, wait_for_200
+from common import CHECKS, SERVER_WASM, WASMTIME, WrkRun, free_port, wait_for_200
 
 NOFILE = (1024, 1024)
 # The StatefulSet's bounds (k8s/statefulset.yaml); visits unsynced, as the serving sections.
@@ -118,10 +120,82 @@ def slowhttptest(wasm, kind, seconds, out_dir):
                            stderr=subprocess.DEVNULL, timeout=seconds + 60)
         finally:
             server.stop()
-    rows = list(csv.DictReader(open(f"{prefix}.csv")))
+    with open(f"{prefix}.csv") as table:
+        rows = list(csv.DictReader(table))
     key = next(k for k in rows[0] if "service available" in k.lower())
-    available = sum(1 for row in rows if row[key].strip().upper() not in ("0", "NO"))
-    return {"seconds": len(rows), "available": available, "share": available / len(rows), "csv": f"{prefix}.csv"}
+    # "Service Available" is 0 in a second its probe got no answer (1000 or YES when it did).
+    down = [int(row.get("Seconds", i)) for i, row in enumerate(rows) if row[key].strip().upper() in ("0", "NO")]
+    available = len(rows) - len(down)
+    return {"seconds": len(rows), "available": available, "share": available / len(rows), "down": down,
+            "csv": f"{prefix}.csv"}
+
+
+def spans(seconds):
+    """[3, 4, 5, 9] -> "unavailable in seconds 3–5, 9": the CSV's unavailable seconds, compactly."""
+    parts, start = [], None
+    for i, second in enumerate(seconds):
+        if start is None:
+            start = second
+        if i + 1 == len(seconds) or seconds[i + 1] != second + 1:
+            parts.append(f"{start}" if start == second else f"{start}–{second}")
+            start = None
+    return f"unavailable in second{'s' if len(seconds) > 1 else ''} {', '.join(parts)}" if parts else "never unavailable"
+
+
+def raise_nofile():
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 1 000 idle sockets, wrk's 1 100
+
+
+def step(args, report):
+    """Appends BENCHMARKS.md's section 11 to `report`: this build, `wasmtime run`, wrk runs of
+    args.seconds and slowhttptest runs of six times that."""
+    print("fair", flush=True)
+    raise_nofile()
+    wrk_seconds, slow_seconds = args.seconds, 6 * args.seconds
+    report.append("## 11. Fair at the cap: idle floods, closed loops and slow clients\n")
+    report.append(
+        "The server component on `wasmtime run` under `prlimit --nofile=1024:1024` with the StatefulSet's "
+        "bounds (`MAX_CONNECTIONS=900`, `LISTEN_BACKLOG=1024`, idle 60 s, head 10 s, write 30 s), "
+        f"`APPEND_FSYNC=no`, one run each (bench/fair.py). Idle flood: 4 keep-alive clients (`wrk -t2 -c4 "
+        f"-d{wrk_seconds}s`) on `/healthz` alone, then on a fresh replica behind 1 000 idle connections opened "
+        "first: the first answer of a newcomer's `/healthz`, and the rate against the rate alone. Closed loop: "
+        f"`wrk -t2 -cN -d{wrk_seconds}s` on `/`; connections ÷ rate is the mean wait if every client waits its "
+        "turn (Little's law). slowhttptest: 1 000 connections at 200 a second for "
+        f"{slow_seconds} s, slowloris (`-H -i 10` on `/healthz`) and slow read (`-X -w 512 -y 1024 -n 5 -z 32 "
+        "-k 3` on `/visits` of a 10 MB log); its probe (3 s timeout) checks the service every second, and "
+        "the seconds it found it unavailable are listed from its CSV (second 0 is the start).\n")
+    report.append("| test | measured |")
+    report.append("|---|---|")
+    out_dir = tempfile.mkdtemp(prefix="fair-")
+    r = idle_flood(SERVER_WASM, wrk_seconds)
+    first = f"{r['first']:.2f} s" if r["first"] is not None else "none in 20 s"
+    report.append(f"| idle flood | 4 clients alone {r['alone']:,.0f}/s; behind 1 000 idle: first answer {first}, "
+                  f"{r['behind']:,.0f}/s ({r['ratio']:.2f}×) |")
+    CHECKS.append(("server component (wasmtime run), fd 1024:1024: behind 1 000 idle connections a newcomer's "
+                   "first answer ≤ 1 s", first, r["first"] is not None and r["first"] <= 1))
+    CHECKS.append(("server component (wasmtime run), fd 1024:1024: 4 newcomers behind 1 000 idle connections "
+                   "≥ 0.8× their rate alone", f"{r['ratio']:.2f}×", r["ratio"] >= 0.8))
+    print(f"  idle flood: {r}", flush=True)
+    for connections in (1024, 1100):
+        r = closed_loop(SERVER_WASM, connections, wrk_seconds)
+        report.append(f"| closed loop, {connections:,} connections on `/` | {r['rps']:,.0f}/s, {r['non_2xx']} non-2xx, "
+                      f"{r['socket_errors']} socket errors ({r['timeouts']} timeouts), p99 {r['p99']:.0f} ms; "
+                      f"connections ÷ rate {r['fair_ms']:.1f} ms, p99 {r['ratio']:.1f}× that |")
+        CHECKS.append((f"server component (wasmtime run), fd 1024:1024: {connections:,} closed-loop connections: "
+                       "0 non-2xx, 0 timeouts, p99 ≤ 4 × connections ÷ rate",
+                       f"{r['non_2xx']} non-2xx, {r['timeouts']} timeouts, p99 {r['ratio']:.1f}×",
+                       r["non_2xx"] == 0 and r["timeouts"] == 0 and r["ratio"] <= 4))
+        print(f"  closed loop {connections}: {r}", flush=True)
+    for kind in ("slowloris", "slow read"):
+        r = slowhttptest(SERVER_WASM, kind, slow_seconds, out_dir)
+        report.append(f"| slowhttptest {kind} | available {r['available']} of {r['seconds']} s ({r['share']:.0%}); "
+                      f"{spans(r['down'])} |")
+        CHECKS.append((f"server component (wasmtime run), fd 1024:1024: slowhttptest {kind}, 1 000 connections: "
+                       "service available ≥ 95% of the seconds", f"{r['share']:.0%}", r["share"] >= 0.95))
+        print(f"  slowhttptest {kind}: {r['available']} of {r['seconds']} s", flush=True)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    report.append("")
 
 
 def main():
@@ -131,8 +205,7 @@ def main():
     parser.add_argument("--wrk-seconds", type=int, default=6)
     parser.add_argument("--only", choices=("idle", "closed", "slow"), action="append")
     args = parser.parse_args()
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 1 000 idle sockets, wrk's 1 100
+    raise_nofile()
     builds = [("this build", SERVER_WASM)] + ([("baseline", Path(args.baseline))] if args.baseline else [])
     only = set(args.only or ("idle", "closed", "slow"))
     out_dir = tempfile.mkdtemp(prefix="fair-")
@@ -153,7 +226,7 @@ def main():
             for kind in ("slowloris", "slow read"):
                 r = slowhttptest(wasm, kind, args.seconds, out_dir)
                 print(f"| {name} | slowhttptest {kind} | available {r['available']} of {r['seconds']} s "
-                      f"({r['share']:.0%}); CSV {r['csv']} |", flush=True)
+                      f"({r['share']:.0%}), {spans(r['down'])}; CSV {r['csv']} |", flush=True)
     print(f"load average after: {os.getloadavg()}", flush=True)
 
 

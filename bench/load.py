@@ -348,7 +348,7 @@ def idle(args, report):
                   "alternating round(s), and the active connections' rate with N idle ones ÷ their rate alone. "
                   "`MAX_CONNECTIONS=1100` here: at the default cap (900) the 1 000 idle connections hold 900 slots, "
                   "every answer then carries `Connection: close` so slots rotate, and the 4 active connections "
-                  "reconnect for each request (about 0.05–0.15× their rate alone in this run's first pass).\n")
+                  "reconnect for each request; section 11 measures newcomers at that cap.\n")
     found = targets()
     report.append("| server | " + " | ".join(f"{n:,} idle" for n in IDLE) + f" | × at {IDLE[-1]:,} idle |")
     report.append("|---|" + "---|" * len(IDLE) + "---|")

@@ -1,6 +1,7 @@
 """The benchmark: one invocation, one machine, every figure, written to BENCHMARKS.md.
 
-Run through scripts/bench.sh, which installs wrk, Flask and waitress and builds everything.
+Run through scripts/bench.sh, which installs wrk, slowhttptest, strace, buildah, containerd,
+Flask and waitress and builds everything. Run as root (containerd, tmpfs claims, cgroups).
 Each figure is the median of several runs, with min and max. Traffic stays on loopback.
 
   1. visit path (GET /) at 16 connections (bench/visit_path.py): the Spin component and a
@@ -13,7 +14,18 @@ Each figure is the median of several runs, with min and max. Traffic stays on lo
   5. the Spin component under Spin's own HTTP trigger (bench/spin_trigger.py);
   6–9. load on one replica (bench/load.py): 16 to 1 024 connections, idle connections beside
      active ones, both durability settings, and the replica as deployed (the manifest's limits
-     as a cgroup, fd 1024:1024), under wasmtime run, runwasi's shim (release and main) and native.
+     as a cgroup, fd 1024:1024), under wasmtime run, runwasi's shim (release and main) and native;
+ 10. sealed segments (bench/segments.py): visits on a 4 MiB claim before it is full, the rate
+     with sealing on and off, retention's exact counts under wasmtime run and the release shim,
+     and streaming sealed segments;
+ 11. fair at the connection cap (bench/fair.py, this build under wasmtime run at fd 1024:1024):
+     newcomers behind 1 000 idle connections, 1 024 and 1 100 closed-loop connections, and
+     slowhttptest's slowloris and slow read;
+ 12. the Spin component's SQLite build on containerd-shim-spin beside the server component on
+     runwasi's release shim, as shipped (bench/spin_shim.py).
+
+A step of 10–12 that fails (a missing shim, say) leaves its section saying so; the run goes on.
+`--only STEP` runs one step and prints its section and its targets instead of writing the file.
 """
 
 import argparse
@@ -25,10 +37,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import urllib.request
 from pathlib import Path
 
+import fair
 import load
+import segments
+import spin_shim
 import spin_trigger
 import visit_path
 from common import (CHECKS, FULL_VOLUME_LINES, ROOT, SERVER_WASM, SPIN_WASM, WASMTIME, machine,
@@ -132,19 +148,42 @@ def size_and_start(args, report):
     report.append("")
 
 
+# Steps that run their own runtimes (containerd, tmpfs, slowhttptest): one failing leaves its
+# section saying why, so a long run still ends with a whole file.
+LATER_STEPS = {"segments": ("10. Sealed segments", segments.step),
+               "fair": ("11. Fair at the cap", fair.step),
+               "spin-shim": ("12. The Spin component on containerd-shim-spin", spin_shim.step)}
+
+
+def guarded(name, args, report):
+    heading, step = LATER_STEPS[name]
+    at, checks = len(report), len(CHECKS)
+    try:
+        step(args, report)
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - reported in the file, not hidden
+        traceback.print_exc()
+        del report[at:]
+        del CHECKS[checks:]
+        report.append(f"## {heading}\n")
+        report.append(f"Not measured in this run: the step failed ({type(error).__name__}: {error}).\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="length of each visit-path run")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure")
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
-    parser.add_argument("--only", choices=["load"], help="run one step and print its section")
+    parser.add_argument("--only", choices=["load", *LATER_STEPS], help="run one step and print its section")
     parser.add_argument("--sections", default="6789",
                         help="with --only load: which load sections (6 connections, 7 idle, 8 durability, "
                              "9 as deployed), e.g. 89")
     args = parser.parse_args()
-    if args.only == "load":
+    if args.only:
         report = []
-        load.step(args, report, tuple(args.sections))
+        if args.only == "load":
+            load.step(args, report, tuple(args.sections))
+        else:
+            LATER_STEPS[args.only][1](args, report)
         print("\n".join(report))
         for target, measured, met in CHECKS:
             print(f"{'met' if met else 'MISSED'}: {target}: {measured}")
@@ -154,8 +193,9 @@ def main():
         "# Benchmarks\n",
         f"Written by `{os.environ.get('BENCH_COMMAND') or shlex.join(['python3', 'bench/run.py', *sys.argv[1:]])}` on "
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.\n",
-        f"Machine: {machine()}. Load: wrk on the same machine, loopback only; load average "
-        f"{os.getloadavg()[0]:.1f} at the start.\n",
+        f"Machine: {machine()}. Load: wrk on the same machine, loopback only. The machine may be shared "
+        f"with other work (builds, tests, other benchmarks), so read ratios within a table before absolute "
+        f"figures; load average {os.getloadavg()[0]:.1f} at the start.\n",
         f"Versions: {versions()}.\n",
         "Every figure below comes from this one run. What they mean, where targets are missed and "
         "why: [bench/notes.md](bench/notes.md).\n",
@@ -164,17 +204,31 @@ def main():
         "long-lived instance); the native baseline is the crate's own handler behind hyper on a "
         "single-threaded tokio runtime, built with opt-level 3; the seed app is Flask on waitress (4 "
         "threads). Components are built with the release profile (opt-level s, LTO, panic=abort). "
-        "`APPEND_FSYNC=no` in sections 1–7 (answer after the write); section 8 measures both policies.\n",
+        "`APPEND_FSYNC=no` in sections 1–7 and 11 (answer after the write); sections 8 and 12 measure both "
+        "policies, section 10 says which it uses.\n",
     ]
+    run_started = time.perf_counter()
     # The visit path on every server, and against the minimal component: bench/visit_path.py.
     visit_path.step(args, report)
+    print(f"  visit_path: {time.perf_counter() - run_started:.0f} s", flush=True)
     for step in (log_growth, read_whole_log, size_and_start):
         print(step.__name__, flush=True)
+        started = time.perf_counter()
         step(args, report)
+        print(f"  {step.__name__}: {time.perf_counter() - started:.0f} s", flush=True)
     # Spin's own HTTP trigger beside wasmtime serve and native (issue 11): bench/spin_trigger.py.
+    started = time.perf_counter()
     spin_trigger.step(args, report)
+    print(f"  spin_trigger: {time.perf_counter() - started:.0f} s", flush=True)
     # Load on one replica (connections, idle connections, durability): bench/load.py.
     load.step(args, report)
+    for name in LATER_STEPS:
+        started = time.perf_counter()
+        guarded(name, args, report)
+        print(f"  {name}: {time.perf_counter() - started:.0f} s", flush=True)
+    # The header's machine line gains the end of the run: how loaded, how long.
+    report[2] = (report[2].rstrip("\n").rstrip(".") + f", {os.getloadavg()[0]:.1f} at the end; the run took "
+                 f"{(time.perf_counter() - run_started) / 60:.0f} minutes.\n")
     report.append("## Targets\n")
     report.append("| target | measured | met |")
     report.append("|---|---|---|")

@@ -12,8 +12,8 @@ Run as root (it mounts tmpfs claims), after building the server component:
           alternating rounds, each on a fresh 1 GiB tmpfs; requests/s, p99, seals in the
           round, and visits per CPU-second of the runtime (steadier on a loaded machine);
   retain  a 4 MiB tmpfs claim, RETAIN_BYTES=2Mi, SEGMENT_BYTES=256Ki: wrk at 16 connections
-          for 40 s fills it to the retention limit, then 16 connections for 60 s from a client
-          that counts every answer: non-2xx answers, the final x-visit-count against the count
+          in 10 s rounds until retention has let visits go (at most --warmup s), then 16
+          connections for 60 s from a client that counts every answer: non-2xx answers, the final x-visit-count against the count
           before plus the 200s, and the largest the tmpfs grew (sampled every 50 ms);
   retain-shim  the same under runwasi's release wasmtime shim in a private containerd
           (bench/node.py; needs containerd, ctr and buildah, and ../shared/bin on PATH);
@@ -22,7 +22,7 @@ Run as root (it mounts tmpfs claims), after building the server component:
           MB/s, and MB per CPU-second of the runtime (steadier on a loaded machine).
 
 Ratios are taken within one run, so a loaded machine moves both sides alike; the load
-average is printed with the figures.
+average is printed with the figures. bench/run.py runs `step` as BENCHMARKS.md's section 10.
 """
 
 import argparse
@@ -37,7 +37,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import (RECORD, SERVER_WASM, WASMTIME, WrkRun, cpu_seconds, free_port, wait_for_200,
+from common import (CHECKS, RECORD, SERVER_WASM, WASMTIME, WrkRun, cpu_seconds, free_port, wait_for_200,
                     without_backtraces)
 
 
@@ -105,7 +105,7 @@ class Tmpfs:
 
 def fill(report):
     report.append("fill: visits recorded on a 4 MiB tmpfs claim before the first 507 (16 connections)")
-    counts = {}
+    counts, found = {}, {}
     for name, segment in (("sealing off", "0"), ("sealing on", "256Ki")):
         claim = Tmpfs("4m")
         server = Server(claim.path, {"SEGMENT_BYTES": segment, "APPEND_FSYNC": "no"})
@@ -121,17 +121,20 @@ def fill(report):
             status, headers, _ = server.get("/visits?tail=0")
             counts[name] = int(headers["x-visit-count"])
             sealed = len([p for p in claim.path.iterdir() if p.name.endswith(".txt.gz")])
+            found[name] = (counts[name], sealed)
             report.append(f"  {name:12} {counts[name]:>10,} visits, {sealed} sealed segments, "
                           f"{claim.used():,} bytes used of the tmpfs")
         finally:
             server.stop()
             claim.close()
     report.append(f"  ratio on/off: {counts['sealing on'] / counts['sealing off']:.2f}x")
+    return found
 
 
 def rate(report, rounds, seconds):
     report.append(f"rate: GET / requests/s, {rounds} alternating rounds of {seconds} s each, "
                   "APPEND_FSYNC=no, tmpfs claim of 1 GiB")
+    found = {}
     for connections in (16, 256):
         results = {"off": [], "on": []}
         steps, commits = [], []
@@ -168,6 +171,11 @@ def rate(report, rounds, seconds):
                       f"{max(commits) * 1000:g} ms (histogram bucket bounds)")
         report.append(f"  {connections:>3} connections: median on/off {on / off:.3f} (requests/s), "
                       f"{on_cpu / off_cpu:.3f} (visits per CPU-second of the runtime)")
+        found[connections] = {"rps": (off, on), "per_cpu": (off_cpu, on_cpu),
+                              "p99": tuple(statistics.median(r[1] for r in results[n]) for n in ("off", "on")),
+                              "seals": [r[2] for r in results["on"]],
+                              "step_p99": max(steps, default=0), "commit_p99": max(commits)}
+    return found
 
 
 def bucket_p99(metrics, name):
@@ -178,9 +186,18 @@ def bucket_p99(metrics, name):
     return next(float(bound) for bound, n in buckets if n >= 0.99 * total)
 
 
-def retain(report, seconds=60, connections=16, warmup=40, runtime=Server):
+def let_go(server):
+    _, _, metrics = server.get("/metrics")
+    return next(int(l.split()[-1]) for l in metrics.decode().splitlines()
+                if l.startswith("visits_let_go_total"))
+
+
+def retain(report, seconds=60, connections=16, warmup=240, runtime=Server):
+    """Returns the figures; warm-up: wrk in 10 s rounds until retention has let visits go, at
+    most `warmup` seconds (sealed segments are gzip, so how long that takes depends on the
+    host's rate: 40 s under `wasmtime run`, over 40 s under the release shim)."""
     report.append(f"retain ({'release shim' if runtime is ShimServer else 'wasmtime run'}): 4 MiB tmpfs, RETAIN_BYTES=2Mi, SEGMENT_BYTES=256Ki, APPEND_FSYNC=always; "
-                  f"wrk at {connections} connections for {warmup} s (to reach the retention limit), "
+                  f"wrk at {connections} connections in 10 s rounds until visits are let go (at most {warmup} s), "
                   f"then {seconds} s from {connections} connections of a client that counts every answer")
     claim = Tmpfs("4m")
     server = runtime(claim.path, {"SEGMENT_BYTES": "256Ki", "RETAIN_BYTES": "2Mi"})
@@ -216,7 +233,15 @@ def retain(report, seconds=60, connections=16, warmup=40, runtime=Server):
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        warm = WrkRun(f"http://{server.addr}/", connections, warmup)
+        warm_requests = warm_non_2xx = warm_errors = warmed = 0
+        while warmed < warmup:
+            warm = WrkRun(f"http://{server.addr}/", connections, min(10, warmup - warmed))
+            warmed += min(10, warmup - warmed)
+            warm_requests += warm.requests
+            warm_non_2xx += warm.non_2xx
+            warm_errors += warm.socket_errors
+            if let_go(server):
+                break
         time.sleep(0.5)
         before, first_before = head()
         threads = [threading.Thread(target=client) for _ in range(connections)]
@@ -228,17 +253,19 @@ def retain(report, seconds=60, connections=16, warmup=40, runtime=Server):
             thread.join()
         sampler.join()
         after, first_after = head()
-        _, _, metrics = server.get("/metrics")
-        let_go = next(int(l.split()[-1]) for l in metrics.decode().splitlines()
-                      if l.startswith("visits_let_go_total"))
+        gone = let_go(server)
         ok = statuses.get(200, 0)
-        report.append(f"  wrk: {warm.requests:,} requests, non-2xx {warm.non_2xx}, socket errors "
-                      f"{warm.socket_errors}; then x-visit-count {before:,}, x-visit-first {first_before:,}")
+        report.append(f"  wrk for {warmed} s: {warm_requests:,} requests, non-2xx {warm_non_2xx}, socket errors "
+                      f"{warm_errors}; then x-visit-count {before:,}, x-visit-first {first_before:,}")
         report.append(f"  counted client: answers {statuses}, non-2xx "
                       f"{sum(n for s, n in statuses.items() if s != 200)}")
         report.append(f"  x-visit-count {after:,} = {before:,} + {ok:,} answers 200: {after == before + ok}; "
-                      f"x-visit-first {first_after:,}; visits_let_go_total {let_go:,}")
+                      f"x-visit-first {first_after:,}; visits_let_go_total {gone:,}")
         report.append(f"  tmpfs used at most {largest[0]:,} of {4 << 20:,} bytes (sampled every 50 ms)")
+        return {"warmed": warmed, "warm_requests": warm_requests, "warm_non_2xx": warm_non_2xx,
+                "warm_failed": warm_non_2xx + warm_errors,
+                "answers": sum(statuses.values()), "ok": ok, "before": before, "after": after,
+                "first": first_after, "let_go": gone, "largest": largest[0], "claim": 4 << 20}
     finally:
         stop.set()
         server.stop()
@@ -250,6 +277,7 @@ def stream(report, rounds=3):
                   f"{rounds} (min-max)")
     lines_per_segment = (4 << 20) // len(RECORD)
     segments = 25
+    found = {}
     for layout in ("one visits.txt", "25 sealed segments"):
         with tempfile.TemporaryDirectory() as data_dir:
             data = Path(data_dir)
@@ -276,12 +304,96 @@ def stream(report, rounds=3):
                     assert status == 200 and len(body) == segments * lines_per_segment * len(RECORD)
                     speeds.append(len(body) / took / 1e6)
                     per_cpu.append(len(body) / cpu / 1e6)
+                found[layout] = (speeds, per_cpu)
                 report.append(f"  {layout:20} {statistics.median(speeds):,.0f} MB/s "
                               f"({min(speeds):,.0f}-{max(speeds):,.0f}); per CPU-second of the "
                               f"runtime {statistics.median(per_cpu):,.0f} MB "
                               f"({min(per_cpu):,.0f}-{max(per_cpu):,.0f})")
             finally:
                 server.stop()
+    return found
+
+
+def step(args, report):
+    """Appends BENCHMARKS.md's section 10 to `report`: fill, rate (args.runs rounds of
+    args.seconds), retain under `wasmtime run` and the release shim (counted for six times
+    args.seconds), stream. The console lines go to stdout as the parts finish."""
+    print("segments", flush=True)
+    without_backtraces()
+    lines = []
+
+    def console():
+        print("\n".join(lines), flush=True)
+        lines.clear()
+
+    counted = 6 * args.seconds
+    report.append("## 10. Sealed segments: what a claim holds, what sealing costs, what reads cost\n")
+    report.append("The server component on `wasmtime run` (and, for retention, runwasi's release shim as section 9 "
+                  "runs it), each claim a tmpfs of the size given (bench/segments.py). Sealing off is "
+                  "`SEGMENT_BYTES=0`. Visits per CPU-second count the runtime's user + system time, which "
+                  "the machine's other load moves much less than the wall-clock rate.\n")
+    found = fill(lines)
+    console()
+    off, on = found["sealing off"], found["sealing on"]
+    ratio = on[0] / off[0]
+    report.append("| what | sealing off | sealing on | on ÷ off |")
+    report.append("|---|---|---|---|")
+    report.append(f"| visits recorded on a 4 MiB tmpfs claim before the first 507 (`SEGMENT_BYTES=256Ki`, "
+                  f"wrk at 16 connections, `APPEND_FSYNC=no`) | {off[0]:,} | {on[0]:,} ({on[1]} segments) | "
+                  f"{ratio:.2f}× |")
+    CHECKS.append(("server component (wasmtime run): visits on a 4 MiB claim before the first 507, sealing on "
+                   "≥ 8× off", f"{ratio:.2f}×", ratio >= 8))
+    found = rate(lines, args.runs, args.seconds)
+    console()
+    for connections, r in found.items():
+        (off_rps, on_rps), (off_cpu, on_cpu) = r["rps"], r["per_cpu"]
+        report.append(f"| `GET /` at {connections} connections, {args.runs} alternating round(s) of {args.seconds} s, "
+                      f"4 MiB segments, `APPEND_FSYNC=no`, 1 GiB tmpfs: requests/s, median; p99; visits per "
+                      f"CPU-second | {off_rps:,.0f}/s · p99 {r['p99'][0]:.1f} ms · {off_cpu:,.0f} | "
+                      f"{on_rps:,.0f}/s · p99 {r['p99'][1]:.1f} ms · {on_cpu:,.0f} ({'–'.join(map(str, sorted({min(r['seals']), max(r['seals'])})))} "
+                      f"seals a round) | {on_rps / off_rps:.2f}× wall, {on_cpu / off_cpu:.2f}× per CPU-second |")
+    found_stream = stream(lines)
+    console()
+    (plain, plain_cpu), (sealed, sealed_cpu) = found_stream["one visits.txt"], found_stream["25 sealed segments"]
+    m = statistics.median
+    report.append(f"| `GET /visits` of 100 MiB (3.2 M visits): one `visits.txt` against 25 sealed 4 MiB segments "
+                  f"(gzip level 6), MB per CPU-second of the runtime, median of 3 | {m(plain_cpu):,.0f} | "
+                  f"{m(sealed_cpu):,.0f} | {m(sealed_cpu) / m(plain_cpu):.2f}× |")
+    report.append(f"| same, wall MB/s | {m(plain):,.0f} | {m(sealed):,.0f} | {m(sealed) / m(plain):.2f}× |")
+    report.append("")
+    report.append("p99 of a seal step (how long one 64 KiB step held the server's thread, the "
+                  "`visits_seal_step_duration_seconds` bucket holding the 99th percentile) against a group "
+                  "commit's (`visits_commit_duration_seconds`), highest over the rounds with sealing on: " +
+                  "; ".join(f"{c} connections {r['step_p99'] * 1000:g} ms against {r['commit_p99'] * 1000:g} ms"
+                            if r["step_p99"] else f"{c} connections: no seal in these rounds (commit "
+                            f"{r['commit_p99'] * 1000:g} ms)" for c, r in found.items()) + ".\n")
+    report.append(f"Retention: a 4 MiB tmpfs claim, `RETAIN_BYTES=2Mi`, `SEGMENT_BYTES=256Ki`, `APPEND_FSYNC=always`; "
+                  f"wrk at 16 connections in 10 s rounds until `visits_let_go_total` is above 0, then {counted} s of "
+                  "16 connections of a client that counts every answer. Exact: the final `x-visit-count` is the "
+                  "count before plus the answers 200. Largest: the most the tmpfs held, sampled every 50 ms.\n")
+    report.append("| runtime | warm-up | counted answers | non-2xx (warm-up and counted) | `x-visit-count` after = before + 200s | "
+                  "`x-visit-first` / `visits_let_go_total` | largest on the claim |")
+    report.append("|---|---|---|---|---|---|---|")
+    import node
+    for name, runtime in (("server component (wasmtime run)", Server), (node.NodeRuntime.name, ShimServer)):
+        try:
+            r = retain(lines, seconds=counted, runtime=runtime)
+        except RuntimeError as error:
+            report.append(f"| {name} | not measured: {error} | | | | | |")
+            console()
+            continue
+        console()
+        bad = r["answers"] - r["ok"]
+        exact = r["after"] == r["before"] + r["ok"]
+        report.append(f"| {name} | {r['warmed']} s, {r['warm_requests']:,} requests, {r['warm_failed']} failed "
+                      "(wrk: non-2xx and socket errors) | "
+                      f"{r['answers']:,} | {bad + r['warm_non_2xx']} | {r['after']:,} = {r['before']:,} + {r['ok']:,}: "
+                      f"{'exact' if exact else '**not exact**'} | {r['first']:,} / {r['let_go']:,} | "
+                      f"{r['largest']:,} of {r['claim']:,} bytes |")
+        CHECKS.append((f"{name}: retention on a 4 MiB claim: 0 non-2xx, the count exact, visits let go",
+                       f"{bad} non-2xx, {'exact' if exact else 'not exact'}, {r['let_go']:,} let go",
+                       bad == 0 and r["warm_non_2xx"] == 0 and exact and r["let_go"] > 0))
+    report.append("")
 
 
 def main():
@@ -289,7 +401,8 @@ def main():
     parser.add_argument("--only", default="fill,rate,retain,stream")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=40, help="retain: seconds of wrk first")
+    parser.add_argument("--warmup", type=int, default=240,
+                        help="retain: at most this many seconds of wrk first, until visits are let go")
     args = parser.parse_args()
     without_backtraces()
     report = [f"load average at start: {os.getloadavg()}"]

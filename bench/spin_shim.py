@@ -11,6 +11,7 @@ fdatasync calls while a fixed number of visits is made at 16 connections.
     PATH=/work/shared/bin:$PATH python3 bench/spin_shim.py [--runs 2] [--seconds 5]
 
 Prints a Markdown table; the load average before and after, since the machine is shared.
+bench/run.py runs `step` as BENCHMARKS.md's section 12.
 """
 
 import argparse
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import load
 import node
-from common import ROOT, WrkRun, free_port, wait_for_200, without_backtraces
+from common import CHECKS, ROOT, WrkRun, free_port, wait_for_200, without_backtraces
 
 sys.path.insert(0, str(ROOT / "tests" / "k8s"))
 import node_runtime  # noqa: E402
@@ -143,7 +144,87 @@ def syncs_per_visit(target, limits, visits=2000):
         finally:
             target.stop()
     calls = {m.group(2): int(m.group(1)) for m in re.finditer(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$", text, re.M)}
+    # strace -c ends with a "total" row: counted once, not again.
+    calls.pop("total", None)
     return sum(calls.values()) / made, calls, made
+
+
+# As shipped (always) and unsynced: the server reads APPEND_FSYNC, the Spin component its Spin
+# variable (SQLite's synchronous = NORMAL).
+SETTINGS = {"always": ({"APPEND_FSYNC": "always"}, {"SPIN_VARIABLE_APPEND_FSYNC": "always"}),
+            "no": ({"APPEND_FSYNC": "no"}, {"SPIN_VARIABLE_APPEND_FSYNC": "no"})}
+
+
+def measure(runs, seconds, strace=True):
+    """Rows (name, fsync, connections, visits/s, p99 ms, failed, peak MiB, limit MiB) and syncs
+    per visit by name; raises SystemExit when a shim is missing."""
+    server = node.NodeRuntime.find("release")
+    if server is None:
+        raise SystemExit(f"no wasmtime shim: {node.missing}")
+    spin = SpinShimNode()
+    targets = [(server, manifest_limits(ROOT / "k8s")), (spin, manifest_limits(ROOT / "k8s" / "spin"))]
+    rows, syncs = [], {}
+    try:
+        for fsync, envs in SETTINGS.items():
+            for connections in (16, 256):
+                results = {target.name: [] for target, _ in targets}
+                for _ in range(runs):
+                    for (target, limits), env in zip(targets, envs):
+                        result = one_run(target, limits, connections, seconds, env)
+                        print(f"  {target.name} {fsync} c{connections}: {result}", flush=True)
+                        results[target.name].append(result)
+                for target, limits in targets:
+                    rps, p99, errors, recorded, peak = zip(*results[target.name])
+                    rows.append((target.name, fsync, connections, statistics.median(rps),
+                                 statistics.median(p99), sum(errors), max(peak), limits.memory >> 20))
+        if strace:
+            for target, limits in targets:
+                syncs[target.name] = syncs_per_visit(target, limits)
+                print(f"  {target.name} syncs: {syncs[target.name]}", flush=True)
+    finally:
+        spin.close()
+    return server.name, spin.name, rows, syncs
+
+
+def table(rows):
+    lines = ["| replica | APPEND_FSYNC | connections | visits/s | p99 ms | failed | peak memory MiB (limit) |",
+             "|---|---|---|---|---|---|---|"]
+    for name, fsync, connections, rps, p99, errors, peak, limit in rows:
+        lines.append(f"| {name} | `{fsync}` | {connections} | {rps:,.0f} | {p99:.1f} | {errors} | "
+                     f"{peak:.1f} ({limit}) |")
+    return lines
+
+
+def step(args, report):
+    """Appends BENCHMARKS.md's section 12 to `report`: args.runs alternating runs of args.seconds."""
+    print("spin_shim", flush=True)
+    without_backtraces()
+    report.append("## 12. The Spin component on containerd-shim-spin beside the server component on runwasi\n")
+    report.append(
+        "Each deployment as its node runs it, as shipped: the server component's image (k8s/) on runwasi's "
+        "release shim (containerd-shim-wasmtime 0.6.0, wasmtime 27) and the Spin component's SQLite build "
+        "(k8s/spin/, spin-image/) on containerd-shim-spin 0.24.0 (Spin 3.6.3), each in a private containerd, "
+        "one replica on the host's network, a fresh claim directory per run, the manifest's memory limit as "
+        "the container's cgroup (no CPU limit) and ctr's default open-file limit 1024:1024 (bench/spin_shim.py). "
+        f"`wrk -t2 -cN -d{args.seconds}s --latency` on `/` (every request a visit), {args.runs} alternating "
+        "run(s); visits/s and p99 median, failed (socket errors and non-2xx) summed, peak memory the "
+        "cgroup's highest over the runs. `APPEND_FSYNC` is the server's setting and the Spin component's "
+        "Spin variable (SQLite's `synchronous`).\n")
+    server_name, spin_name, rows, syncs = measure(args.runs, args.seconds)
+    report.extend(table(rows))
+    by = {(r[0], r[1], r[2]): r for r in rows}
+    report.append("")
+    report.append("Spin ÷ server, visits/s: " + "; ".join(
+        f"`{fsync}` at {c} connections {by[(spin_name, fsync, c)][3] / by[(server_name, fsync, c)][3]:.3f}×"
+        for fsync in SETTINGS for c in (16, 256)) + ".\n")
+    report.append("Syncs per visit, as shipped (`always`): fsync, fdatasync and sync_file_range calls of the "
+                  "replica's task under `strace -f` while 2 000 visits are made at 16 connections: " + "; ".join(
+                      f"{name} **{per_visit:.2f}** ({', '.join(f'{k} {v:,}' for k, v in calls.items())} over "
+                      f"{made:,} visits)" for name, (per_visit, calls, made) in syncs.items()) + ".\n")
+    for name in (server_name, spin_name):
+        peak, limit = max((r[6], r[7]) for r in rows if r[0] == name)
+        CHECKS.append((f"{name}: peak memory up to 256 connections within the manifest's limit ({limit} MiB)",
+                       f"{peak:.1f} MiB", peak < limit))
 
 
 def main():
@@ -153,49 +234,17 @@ def main():
     parser.add_argument("--no-strace", action="store_true")
     args = parser.parse_args()
     without_backtraces()
-    server = node.NodeRuntime.find("release")
-    if server is None:
-        raise SystemExit(f"no wasmtime shim: {node.missing}")
-    spin = SpinShimNode()
-    targets = [(server, manifest_limits(ROOT / "k8s")), (spin, manifest_limits(ROOT / "k8s" / "spin"))]
     load_before = os.getloadavg()
-    # As shipped (always) and unsynced: the server reads APPEND_FSYNC, the Spin component its
-    # Spin variable (SQLite's synchronous = NORMAL).
-    settings = {"always": ({"APPEND_FSYNC": "always"}, {"SPIN_VARIABLE_APPEND_FSYNC": "always"}),
-                "no": ({"APPEND_FSYNC": "no"}, {"SPIN_VARIABLE_APPEND_FSYNC": "no"})}
-    rows = []
-    try:
-        for fsync, envs in settings.items():
-            for connections in (16, 256):
-                results = {target.name: [] for target, _ in targets}
-                for _ in range(args.runs):
-                    for (target, limits), env in zip(targets, envs):
-                        result = one_run(target, limits, connections, args.seconds, env)
-                        print(f"  {target.name} {fsync} c{connections}: {result}", flush=True)
-                        results[target.name].append(result)
-                for target, limits in targets:
-                    rps, p99, errors, recorded, peak = zip(*results[target.name])
-                    rows.append((target.name, fsync, connections, statistics.median(rps),
-                                 statistics.median(p99), sum(errors), max(peak), limits.memory >> 20))
-        syncs = {}
-        if not args.no_strace:
-            for target, limits in targets:
-                syncs[target.name] = syncs_per_visit(target, limits)
-                print(f"  {target.name} syncs: {syncs[target.name]}", flush=True)
-    finally:
-        spin.close()
+    server_name, spin_name, rows, syncs = measure(args.runs, args.seconds, not args.no_strace)
     load_after = os.getloadavg()
     print(f"\nload average before {load_before[0]:.2f}, after {load_after[0]:.2f}; "
           f"{os.cpu_count()} cores; medians of {args.runs} alternating {args.seconds}-s runs\n")
-    print("| replica | APPEND_FSYNC | connections | visits/s | p99 ms | failed | peak memory MiB (limit) |")
-    print("|---|---|---|---|---|---|---|")
-    for name, fsync, connections, rps, p99, errors, peak, limit in rows:
-        print(f"| {name} | {fsync} | {connections} | {rps:,.0f} | {p99:.1f} | {errors} | {peak:.1f} ({limit}) |")
+    print("\n".join(table(rows)))
     by = {(r[0], r[1], r[2]): r[3] for r in rows}
-    for fsync in settings:
+    for fsync in SETTINGS:
         for connections in (16, 256):
             print(f"\nSpin ÷ server, {fsync}, {connections} connections: "
-                  f"{by[(spin.name, fsync, connections)] / by[(server.name, fsync, connections)]:.3f}×")
+                  f"{by[(spin_name, fsync, connections)] / by[(server_name, fsync, connections)]:.3f}×")
     for name, (per_visit, calls, made) in syncs.items():
         print(f"\n{name}, APPEND_FSYNC=always: {per_visit:.2f} syncs per visit ({calls} over {made} visits)")
 
