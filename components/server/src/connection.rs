@@ -103,12 +103,8 @@ impl Tracker {
         if self.closing.replace(true) || self.phase() != Phase::Idle {
             return;
         }
-        // Re-arms a waiting read with the shorter deadline.
-        self.read_deadline.borrow_mut().take();
-        let waker = self.read_waker.borrow().clone();
-        if let Some(waker) = waker {
-            let _ = self.poll_read_deadline(&mut Context::from_waker(&waker));
-        }
+        // The shorter deadline, for the read already waiting.
+        self.rearm_read_deadline();
     }
 
     pub fn closing(&self) -> bool {
@@ -172,11 +168,16 @@ impl Tracker {
         if !self.progress.borrow_mut().enter(phase, timer::now()) {
             return;
         }
+        // The new phase's deadline, for the read already waiting.
+        self.rearm_read_deadline();
+    }
+
+    /// Arms the current deadline afresh for the read already waiting, if one is; it cannot
+    /// have passed yet, so the answer is Pending.
+    fn rearm_read_deadline(&self) {
         self.read_deadline.borrow_mut().take();
         let waker = self.read_waker.borrow().clone();
         if let Some(waker) = waker {
-            // Arms the new phase's deadline for the reader already waiting; it cannot have
-            // passed yet, so the answer is Pending.
             let _ = self.poll_read_deadline(&mut Context::from_waker(&waker));
         }
     }

@@ -52,7 +52,8 @@ pub struct Registry {
     next_look: Cell<Option<Instant>>,
     /// The registrations of the connections chosen to yield, until they end, and since when.
     yielding: RefCell<Vec<(u64, Instant)>>,
-    /// A newcomer is accepted and waits for a slot: answers close their connections.
+    /// A newcomer is accepted and waits for a slot, and no connection is on its way out:
+    /// connections that have had their turn end with their next answer.
     newcomer_waiting: Cell<bool>,
     /// The accept loop, waiting for a slot.
     waiter: RefCell<Option<Waker>>,
@@ -71,8 +72,8 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// Gives the slot back now (the connection's last answer is done); again, or after the
-    /// registry took it back for a newcomer, is a no-op.
+    /// Gives the slot back now (the connection's last answer is done); again (the slot may
+    /// be another connection's by then) is a no-op.
     pub fn release(&self) {
         self.registry.release(self.index, self.id);
     }
@@ -115,9 +116,9 @@ impl Registry {
         self.open() < self.cap.get()
     }
 
-    /// Whether an answer should end its connection so that a slot turns over: a newcomer
-    /// waits for one, no connection having yielded. At the cap with idle connections, the
-    /// busy ones keep theirs: an idle one yields to the next newcomer instead.
+    /// Whether connections that have had their turn should end with their next answer so
+    /// that a slot turns over: a newcomer waits for one, no connection having yielded. At the
+    /// cap with idle connections, the busy ones keep theirs: an idle one yields instead.
     pub fn pressed(&self) -> bool {
         self.newcomer_waiting.get()
     }
@@ -136,11 +137,7 @@ impl Registry {
     /// A slot for the connection `tracker` belongs to, once one is free: the connection
     /// making the least progress yields one if it may; otherwise this waits until one is
     /// given back (or `recheck` passes, as a connection may have become idle since).
-    pub async fn admit(
-        self: &Rc<Self>,
-        tracker: Rc<Tracker>,
-        recheck: std::time::Duration,
-    ) -> Registration {
+    pub async fn admit(self: &Rc<Self>, tracker: Rc<Tracker>, recheck: Duration) -> Registration {
         while !self.has_room() {
             // While no connection is on its way out, answers end theirs to turn a slot over.
             let coming = self.shed_least_progress();
@@ -193,13 +190,10 @@ impl Registry {
             .slots
             .borrow()
             .iter()
-            .enumerate()
-            .filter_map(|(index, slot)| {
-                let (id, tracker) = slot.as_ref()?;
-                match tracker.standing() {
-                    Standing::Keeps => None,
-                    standing => Some((standing, index, *id)),
-                }
+            .flatten()
+            .filter_map(|(id, tracker)| match tracker.standing() {
+                Standing::Keeps => None,
+                standing => Some((standing, *id, tracker.clone())),
             })
             .collect();
         if candidates.is_empty() {
@@ -208,27 +202,24 @@ impl Registry {
         }
         self.next_look.set(None);
         candidates.sort_unstable_by_key(|(standing, ..)| *standing);
-        for (standing, index, id) in candidates.into_iter().take(room) {
+        for (standing, id, victim) in candidates.into_iter().take(room) {
             if let Standing::Yields(reason, ..) = standing {
                 let counter = &self.shed[reason as usize];
                 counter.set(counter.get() + 1);
             }
             yielding.push((id, now));
-            let victim = self.slots.borrow()[index].as_ref().map(|(_, t)| t.clone());
-            if let Some(victim) = victim {
-                victim.evict();
-            }
+            victim.evict();
         }
         true
     }
 
-    /// Gives back slot `index` if registration `id` still holds it; the connection that did.
-    fn release(&self, index: usize, id: u64) -> Option<Rc<Tracker>> {
+    /// Gives back slot `index` if registration `id` still holds it.
+    fn release(&self, index: usize, id: u64) {
         let mut slots = self.slots.borrow_mut();
         if !matches!(&slots[index], Some((holder, _)) if *holder == id) {
-            return None;
+            return;
         }
-        let (_, tracker) = slots[index].take()?;
+        slots[index] = None;
         drop(slots);
         self.yielding
             .borrow_mut()
@@ -240,7 +231,6 @@ impl Registry {
                 waker.wake();
             }
         }
-        Some(tracker)
     }
 
     /// Out of descriptors: keep `reserve` of the open connections' for the log, the peer
