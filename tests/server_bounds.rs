@@ -18,8 +18,8 @@
 mod common;
 
 use common::{
-    ensure_own_nofile, is_record, log_lines, shown_count, shown_time, Artefact, Replica,
-    ReplicaSpec,
+    ensure_own_nofile, is_record, log_lines, plant_log, shown_count, shown_time, Artefact, Replica,
+    ReplicaSpec, PLANTED_LINES,
 };
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
@@ -363,13 +363,6 @@ fn tail_of(output: &str) -> &str {
 
 // ---- 2. the write deadline: stalled readers lose their slots, slow readers do not ----
 
-/// Lines in the planted log: 24 MB, several times what the kernel buffers for one loopback
-/// connection (a reader that stops keeps the 128 KiB default receive buffer, the sender's
-/// buffer grows to at most `net.ipv4.tcp_wmem`'s 4 MiB), so a reader that stops does stall
-/// the server's writes.
-const PLANTED_LINES: usize = 727_272;
-
-/// Writes a valid log of [`PLANTED_LINES`] distinct 33-byte records into the claim.
 /// A replica with a planted big log and short write (2 s) and idle (1 s) deadlines, the log's
 /// bytes, and a connection to it.
 fn short_deadlines_over_a_big_log(claim: &Path) -> (Vec<u8>, Replica, TcpStream) {
@@ -387,25 +380,6 @@ fn short_deadlines_over_a_big_log(claim: &Path) -> (Vec<u8>, Replica, TcpStream)
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     (log, replica, stream)
-}
-
-fn plant_log(claim: &Path) -> Vec<u8> {
-    let mut log = Vec::with_capacity(PLANTED_LINES * 33);
-    for i in 0..PLANTED_LINES as u64 {
-        let micros = i * 1_009; // about 12 minutes of visits, all distinct
-        let (seconds, micros) = (micros / 1_000_000, micros % 1_000_000);
-        writeln!(
-            log,
-            "2023-11-18 17:{:02}:{:02}.{micros:06}+03:00",
-            seconds / 60,
-            seconds % 60
-        )
-        .unwrap();
-    }
-    assert!(is_record(std::str::from_utf8(&log[..32]).unwrap()));
-    assert_eq!(log.len(), PLANTED_LINES * 33);
-    std::fs::write(claim.join("visits.txt"), &log).unwrap();
-    log
 }
 
 /// MAX_CONNECTIONS clients ask for a large /visits and stop reading: with

@@ -6,7 +6,7 @@
 #[macro_use]
 mod common;
 
-use common::{Artefact, Replica, ReplicaSpec};
+use common::{plant_log, Artefact, Replica, ReplicaSpec};
 use std::io::{self, BufRead, BufReader, ErrorKind, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -118,27 +118,6 @@ fn an_idle_flood_yields_its_slots_to_a_newcomer() {
     drop(idle);
 }
 
-/// Lines of the planted log: 24 MB, several times what loopback buffers for one reader that
-/// stops, so the server's writes do stall.
-const PLANTED_LINES: u64 = 727_272;
-
-fn plant_log(claim: &Path) -> u64 {
-    let mut log = Vec::with_capacity(PLANTED_LINES as usize * 33);
-    for i in 0..PLANTED_LINES {
-        let micros = i * 1_009;
-        let (seconds, micros) = (micros / 1_000_000, micros % 1_000_000);
-        writeln!(
-            log,
-            "2023-11-18 17:{:02}:{:02}.{micros:06}+03:00",
-            seconds / 60,
-            seconds % 60
-        )
-        .unwrap();
-    }
-    std::fs::write(claim.join("visits.txt"), &log).unwrap();
-    log.len() as u64
-}
-
 /// Reads a chunked answer's body to its end, `per_read` bytes at a time with `pause` after
 /// each; the body's length.
 fn read_chunked(reader: &mut impl BufRead, per_read: usize, pause: Duration) -> io::Result<u64> {
@@ -178,7 +157,7 @@ fn readers_that_stopped_yield_to_newcomers_and_one_above_the_rate_gets_everythin
     const CAP: usize = 64;
     let _serial = serial();
     let claim = tempfile::tempdir().unwrap();
-    let log_len = plant_log(claim.path());
+    let log_len = plant_log(claim.path()).len() as u64;
     let replica = server(
         claim.path(),
         &[("MAX_CONNECTIONS", "64"), ("MIN_RATE_WINDOW_SECONDS", "2")],

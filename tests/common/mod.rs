@@ -386,6 +386,34 @@ pub fn log_lines(claim: &Path) -> Vec<String> {
     }
 }
 
+/// Lines of a planted big log: 24 MB, several times what the kernel buffers for one loopback
+/// connection (a reader that stops keeps the 128 KiB default receive buffer, the sender's
+/// buffer grows to at most `net.ipv4.tcp_wmem`'s 4 MiB), so a reader that stops does stall
+/// the server's writes.
+pub const PLANTED_LINES: usize = 727_272;
+
+/// Writes a valid log of [`PLANTED_LINES`] distinct 33-byte records (about 12 minutes of
+/// visits) into the claim's `visits.txt`, and returns its bytes.
+pub fn plant_log(claim: &Path) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut log = Vec::with_capacity(PLANTED_LINES * 33);
+    for i in 0..PLANTED_LINES as u64 {
+        let micros = i * 1_009;
+        let (seconds, micros) = (micros / 1_000_000, micros % 1_000_000);
+        writeln!(
+            log,
+            "2023-11-18 17:{:02}:{:02}.{micros:06}+03:00",
+            seconds / 60,
+            seconds % 60
+        )
+        .unwrap();
+    }
+    assert!(is_record(std::str::from_utf8(&log[..32]).unwrap()));
+    assert_eq!(log.len(), PLANTED_LINES * 33);
+    std::fs::write(claim.join("visits.txt"), &log).unwrap();
+    log
+}
+
 /// Whether a line is a record exactly as the seed app wrote it.
 pub fn is_record(line: &str) -> bool {
     chrono::DateTime::parse_from_str(line, "%Y-%m-%d %H:%M:%S%.6f%:z")
