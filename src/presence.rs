@@ -9,7 +9,7 @@
 //! [`FRESH`] (nodes sharing a network volume), and the Spin component, whose instances live
 //! for one request and keep no file.
 
-use std::fmt::Write as _;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::fs::{self, OpenOptions};
 use std::hash::{BuildHasher, RandomState};
 use std::io;
@@ -84,40 +84,16 @@ impl Presence {
     }
 }
 
-/// `about` as a portable file name: bytes outside `[A-Za-z0-9._-]` as `%XX`.
+/// Bytes a portable file name keeps as they are: `[A-Za-z0-9._-]`; the rest become `%XX`.
+const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'.').remove(b'_').remove(b'-');
+
+/// `about` as a portable file name.
 fn encode(about: &str) -> String {
-    let mut name = String::with_capacity(about.len());
-    for byte in about.bytes() {
-        match byte {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'_' | b'-' => name.push(byte as char),
-            _ => {
-                let _ = write!(name, "%{byte:02X}");
-            }
-        }
-    }
-    name
+    utf8_percent_encode(about, ESCAPED).to_string()
 }
 
 fn decode(name: &str) -> String {
-    let mut bytes = Vec::with_capacity(name.len());
-    let mut rest = name.as_bytes();
-    while let Some((&byte, tail)) = rest.split_first() {
-        let escaped = (byte == b'%')
-            .then(|| tail.get(..2))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
-        match escaped {
-            Some(decoded) => {
-                bytes.push(decoded);
-                rest = &tail[2..];
-            }
-            None => {
-                bytes.push(byte);
-                rest = tail;
-            }
-        }
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
+    percent_decode_str(name).decode_utf8_lossy().into_owned()
 }
 
 #[cfg(test)]
