@@ -496,6 +496,12 @@ class BurstConnection:
         self.sock.connect_ex(self.address)
         self.connecting = True
 
+    def closed_before_answering(self):
+        """The server ended this kept-alive connection (a close, or a reset of a request that
+        reached a socket it had closed) before any byte of an answer: the case an HTTP/1.1
+        client retries, as tests/cluster/keepalive_load.py's clients do."""
+        return self.reused and not self.incoming
+
     def retry(self):
         """The server closed this kept-alive connection between requests, before reading
         this one (at its cap it closes idle connections for newcomers): an HTTP/1.1 client
@@ -513,6 +519,8 @@ class BurstConnection:
             self.connecting = False
         try:
             sent = self.sock.send(self.outgoing)
+        except (ConnectionResetError, BrokenPipeError) as error:
+            return "retry" if self.closed_before_answering() else self.fail(f"send: {error}")
         except OSError as error:
             return self.fail(f"send: {error}")
         self.outgoing = self.outgoing[sent:]
@@ -521,12 +529,12 @@ class BurstConnection:
     def readable(self):
         try:
             data = self.sock.recv(65536)
+        except ConnectionResetError as error:
+            return "retry" if self.closed_before_answering() else self.fail(f"recv: {error}")
         except OSError as error:
             return self.fail(f"recv: {error}")
         if not data:
-            if self.reused and not self.incoming:
-                return "retry"
-            return self.fail("closed before an answer")
+            return "retry" if self.closed_before_answering() else self.fail("closed before an answer")
         self.incoming += data
         head, found, body = self.incoming.partition(b"\r\n\r\n")
         if not found:
