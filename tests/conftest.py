@@ -1,5 +1,6 @@
 """Shared fixtures: the manifests as rendered objects, and helpers to run components."""
 
+import itertools
 import os
 import re
 import shutil
@@ -170,7 +171,27 @@ def start_spin(replicas, claim, env, mount_path="/data"):
     return replicas(claim, mount_path, env, kind=SpinReplica)
 
 
+_next_port = itertools.count()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port below the kernel's ephemeral range, free now: one found by binding
+    port 0 is the kernel's next pick for any socket bound to port 0 or any outgoing connection,
+    so it can be gone before the server binds it (CI saw that in the Rust harness, whose
+    free_port this mirrors)."""
+    low = 10_000
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32_768
+    span = max(ephemeral - low, 1)
+    start = os.getpid() * 7919 % span
+    for _ in range(span):
+        port = low + (start + next(_next_port)) % span
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.fail(f"no free loopback port between {low} and {ephemeral}")

@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -77,14 +78,29 @@ pub fn build_components() {
     });
 }
 
-/// A loopback port that was free a moment ago, for replicas that must know each other's
-/// address before they start.
+/// A loopback port for replicas that must know each other's address before they start.
+///
+/// Taken below the kernel's ephemeral range: a port found by binding port 0 is one the kernel
+/// hands out again to the next socket bound to port 0 or the next outgoing connection (these
+/// tests open thousands), and CI once saw a peer's port taken before its replica bound it.
+/// Below the range only another explicit choice can collide: a counter and the process id keep
+/// this process's choices apart, and a bind checks the port is free now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOWEST: u32 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral_low.saturating_sub(LOWEST).max(1);
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let port = (LOWEST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {LOWEST} and {ephemeral_low}");
 }
 
 /// A tool the test script installs (`scripts/tools.sh`); found through $NAME or PATH.
