@@ -1,16 +1,16 @@
 //! The sole writer's log file, opened once and held for the life of the process (the server
-//! component: one per replica's volume, one batch at a time). A batch then costs a `stat` of
-//! the path, one write and an `fstat`, where opening the file for each batch cost an open,
-//! several `stat`s and a close; and a visit never needs a descriptor of its own, so a replica
-//! whose connections hold every descriptor the pod has still records visits.
+//! component: one per replica's volume, one batch at a time). A batch then costs one write
+//! (and its sync), where opening the file for each batch cost an open, several `stat`s and a
+//! close; and a visit never needs a descriptor of its own, so a replica whose connections hold
+//! every descriptor the pod has still records visits.
 //!
-//! Before each batch the path is checked against the held file (its size as of the last
-//! write, and the modification time the previous check saw): a `visits.txt` deleted or
-//! replaced since is opened afresh. A replacement made between that check and the write is
-//! not seen: that batch lands in the old file; nor is one of exactly the log's size made
-//! between a write and the next check (the time is learnt from the check, not from an
-//! `fstat` after every write: two host calls per batch, each a hop to a thread under
-//! runwasi's shim).
+//! The path is checked against the held file (its size as of the last write, and the
+//! modification time the previous check saw) by every readiness check and by the first batch
+//! after [`PATH_CHECK_INTERVAL`]: a `visits.txt` deleted or replaced since is opened afresh.
+//! Until then (and for a replacement made between a check and the write, or one of exactly the
+//! log's size) batches land in the file that was replaced. The check is not made every batch:
+//! under runwasi's shim each file call is a hop to a blocking thread and back, and the `stat`
+//! was half of a small batch's hops (BENCHMARKS.md section 13).
 
 use super::append::ends_mid_line;
 use super::seal::Sealing;
@@ -18,7 +18,10 @@ use super::{file_len, Fsync, LogError, VisitLog};
 use crate::record::RECORD_LEN;
 use std::fs::{self, File};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long a batch trusts that the path still names the held file (see the module's note).
+const PATH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Shared by the clones of a sole writer's [`VisitLog`].
 #[derive(Debug, Default, Clone)]
@@ -51,6 +54,8 @@ pub(super) struct Held {
     /// Its modification time as last seen; `None` once written through, until the next
     /// check learns it from the path.
     modified: Option<Option<SystemTime>>,
+    /// When the path was last found to name it (at open, or by a check).
+    checked_at: Instant,
     /// The file ended part-way through a line when opened (a crash's fragment).
     pub(super) torn: bool,
     /// Visits in the sealed segments before it, as of opening (a seal reopens it).
@@ -68,6 +73,7 @@ impl Held {
             file,
             size,
             modified: None,
+            checked_at: Instant::now(),
             torn: false,
             base,
             dir_unsynced: !synced,
@@ -94,7 +100,7 @@ impl VisitLog {
         slot: &mut Option<Held>,
         records: &[[u8; RECORD_LEN]],
     ) -> Result<u64, LogError> {
-        let held = self.current(slot)?;
+        let held = self.current(slot, false)?;
         let size_before = held.size;
         let torn = std::mem::take(&mut held.torn);
         let written = match self.write_batch(&mut held.file, size_before, torn, records) {
@@ -116,9 +122,22 @@ impl VisitLog {
     }
 
     /// The held file if the path still names it, else the file there now, opened and held.
-    fn current<'a>(&self, slot: &'a mut Option<Held>) -> Result<&'a mut Held, LogError> {
-        if slot.as_mut().is_some_and(|held| !self.still_at_path(held)) {
-            *slot = None;
+    /// The path is looked at when `always_check` or the last look is older than
+    /// [`PATH_CHECK_INTERVAL`].
+    fn current<'a>(
+        &self,
+        slot: &'a mut Option<Held>,
+        always_check: bool,
+    ) -> Result<&'a mut Held, LogError> {
+        if let Some(held) = slot.as_mut() {
+            let now = Instant::now();
+            if always_check || now.duration_since(held.checked_at) >= PATH_CHECK_INTERVAL {
+                if self.still_at_path(held) {
+                    held.checked_at = now;
+                } else {
+                    *slot = None;
+                }
+            }
         }
         if slot.is_none() {
             *slot = Some(self.open_held()?);
@@ -150,18 +169,19 @@ impl VisitLog {
             file,
             size,
             modified: None,
+            checked_at: Instant::now(),
             torn,
             base,
             dir_unsynced: false,
         })
     }
 
-    /// Readiness for the sole writer: with the log held and its last append a success, no
-    /// probe (and no descriptor) is needed; otherwise the log is opened (and held) and, after
-    /// a failure, the volume probed.
+    /// Readiness for the sole writer: with the log held (the path checked to still name it)
+    /// and its last append a success, no probe (and no descriptor) is needed; otherwise the
+    /// log is opened (and held) and, after a failure, the volume probed.
     pub(super) fn check_held(&self, held: &HeldFile) -> Result<(), LogError> {
         let mut state = held.lock();
-        self.current(&mut state.held)?;
+        self.current(&mut state.held, true)?;
         if state.failing {
             self.probe()?;
             state.failing = false;
@@ -195,24 +215,28 @@ mod tests {
     }
 
     #[test]
-    fn a_deleted_or_replaced_log_is_opened_afresh() {
+    fn a_deleted_or_replaced_log_is_opened_afresh_at_the_next_check() {
         let dir = tempfile::tempdir().unwrap();
         let log = sole_writer(dir.path());
         log.append(&record(1)).unwrap();
         fs::remove_file(log.path()).unwrap();
+        log.check_writable().unwrap();
         assert_eq!(
             log.append(&record(2)).unwrap(),
             1,
-            "a new log after deletion"
+            "a new log after deletion, found by the readiness check"
         );
         assert_eq!(all(&log, None), [record_text(2)]);
 
-        // Replaced by a longer log (a restore, say): appends go to the file now there.
+        // Replaced by a longer log (a restore, say): within the interval a batch still lands
+        // in the held file; the first batch after it goes to the file now there.
         let restored = dir.path().join("restored");
         fs::write(&restored, [record(7), record(8), record(9)].concat()).unwrap();
         fs::rename(&restored, log.path()).unwrap();
-        assert_eq!(log.append(&record(3)).unwrap(), 4);
-        assert_eq!(all(&log, Some(1)), [record_text(3)]);
+        assert_eq!(log.append(&record(3)).unwrap(), 2, "the replaced file");
+        std::thread::sleep(PATH_CHECK_INTERVAL);
+        assert_eq!(log.append(&record(4)).unwrap(), 4);
+        assert_eq!(all(&log, Some(1)), [record_text(4)]);
     }
 
     #[test]
