@@ -10,7 +10,7 @@
 //! Until then (and for a replacement made between a check and the write, or one of exactly the
 //! log's size) batches land in the file that was replaced. The check is not made every batch:
 //! under runwasi's shim each file call is a hop to a blocking thread and back, and the `stat`
-//! was half of a small batch's hops (BENCHMARKS.md section 13).
+//! was most of a small batch's hops (bench/notes.md, "Host hops per batch").
 
 use super::append::ends_mid_line;
 use super::seal::Sealing;
