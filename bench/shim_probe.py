@@ -3,7 +3,7 @@ release shim (0.6.0, wasmtime 27) and runwasi main's shim (wasmtime 36), `GET /`
 connections, `APPEND_FSYNC=no`, in alternating rounds. For each: requests/s, the replica
 process's CPU per request (utime + stime from /proc, every thread), and with `--strace` the
 system calls per request (`strace -c -f` attached for one wrk run, which slows it; the counts per
-request are what matters).
+request are what matters) and the file calls per batch (per write of the log).
 
     python3 bench/shim_probe.py [--rounds 3] [--seconds 5] [--strace]
 
@@ -21,6 +21,13 @@ from pathlib import Path
 import load
 import node
 from common import WrkRun, cpu_seconds
+
+
+# A batch is one write of the log (the guest's append, as the host issues it); the file calls
+# are every call on a path or a file descriptor other than the sockets and the reactor's.
+LOG_WRITES = ("pwritev2", "pwrite64", "pwritev")
+FILE_CALLS = ("statx", "newfstatat", "fstat", "openat", "close", "lseek", "pwritev2", "pwrite64",
+              "pwritev", "fsync", "fdatasync", "getdents64", "readlinkat")
 
 
 def pid_of(target):
@@ -55,8 +62,8 @@ def one(target, seconds, strace):
                 total = re.search(r"^100\.00\s+\S+\s+\S+\s+(\d+)", text, re.M)
                 rows = [line.split() for line in text.splitlines()
                         if re.match(r"^\s*\d+\.\d+\s", line) and not line.startswith("100.00")]
-                top = sorted(((int(r[3]), r[-1]) for r in rows if len(r) >= 5), reverse=True)[:6]
-                calls = (int(total.group(1)) if total else None, top)
+                counts = sorted(((int(r[3]), r[-1]) for r in rows if len(r) >= 5), reverse=True)
+                calls = (int(total.group(1)) if total else None, counts)
             return run.rps, run.requests, cpu / run.requests * 1e6, calls
         finally:
             target.stop()
@@ -81,10 +88,16 @@ def main():
     if args.strace:
         print()
         for target in found:
-            rps, requests, _, (total, top) = one(target, args.seconds, True)
+            rps, requests, _, (total, counts) = one(target, args.seconds, True)
             print(f"{target.name}: {requests} requests under strace, {total} system calls, "
                   f"{total / requests:.1f} per request; top: "
-                  + ", ".join(f"{name} {count / requests:.2f}" for count, name in top))
+                  + ", ".join(f"{name} {count / requests:.2f}" for count, name in counts[:6]))
+            by_name = {name: count for count, name in counts}
+            batches = sum(by_name.get(name, 0) for name in LOG_WRITES)
+            if batches:
+                files = {name: by_name[name] for name in FILE_CALLS if name in by_name}
+                print(f"  {batches} batches ({requests / batches:.1f} visits each); file calls per batch: "
+                      + ", ".join(f"{name} {count / batches:.2f}" for name, count in files.items()))
 
 
 if __name__ == "__main__":
