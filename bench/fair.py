@@ -1,6 +1,8 @@
-"""Fair at the cap (issue 22), the server component on `wasmtime run` with the StatefulSet's
-bounds (MAX_CONNECTIONS 900, the runtime under `prlimit --nofile=1024:1024`), each figure for
-this build and, with --baseline, another build (main's, say) in the same run:
+"""Fair at the cap (issue 22), the server component with the StatefulSet's bounds
+(MAX_CONNECTIONS 900) at a pod's open-file limit: on `wasmtime run` under `prlimit
+--nofile=1024:1024` and, with --shim, on runwasi's release shim under ctr's default spec
+(1024:1024, bench/node.py), each figure for this build and, with --baseline, another build
+(main's, say, on `wasmtime run`) in the same run:
 
 - idle flood: 4 keep-alive clients on /healthz alone, then behind 1 000 idle connections
   opened first: the newcomers' first answer and their rate against the rate alone;
@@ -9,7 +11,7 @@ this build and, with --baseline, another build (main's, say) in the same run:
 - slowhttptest: slowloris (-H -c 1000 -r 200 -i 10) and slow read (-X … -z 32 -k 3 on /visits of
   a 10 MB log): the share of seconds its probe found the service available.
 
-    python3 bench/fair.py [--baseline PATH.wasm] [--seconds 30]
+    python3 bench/fair.py [--baseline PATH.wasm] [--shim] [--seconds 30]
 
 Needs wrk and slowhttptest (Debian packages) and an open-file hard limit above 2 200.
 bench/run.py runs `step` (this build only) as BENCHMARKS.md's section 11.
@@ -18,6 +20,7 @@ bench/run.py runs `step` (this build only) as BENCHMARKS.md's section 11.
 import argparse
 import csv
 import os
+import re
 import resource
 import shutil
 import socket
@@ -27,6 +30,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import load
+import node
 from common import CHECKS, SERVER_WASM, WASMTIME, WrkRun, free_port, wait_for_200
 
 NOFILE = (1024, 1024)
@@ -37,6 +42,8 @@ RECORD = b"2023-11-18 17:54:26.913511+03:00\n"
 
 
 class Server:
+    """A build on `wasmtime run` at the pod's open-file limit."""
+
     def __init__(self, wasm, data_dir):
         self.addr = f"127.0.0.1:{free_port()}"
         envs = [arg for key, value in {**ENV, "LISTEN_ADDR": self.addr, "ADMIN_ADDR": "127.0.0.1:0",
@@ -55,6 +62,39 @@ class Server:
         self.process.wait()
 
 
+class ShimServer:
+    """This build's image on runwasi's release shim, ctr's 1024:1024 (bench/node.py)."""
+
+    def __init__(self, data_dir):
+        self.target = node.NodeRuntime.find("release")
+        self.target.start(Path(data_dir), ENV, load.Limits(None, None, NOFILE))
+        self.addr = self.target.addr
+
+    def url(self, path):
+        return f"http://{self.addr}{path}"
+
+    def stop(self):
+        self.target.stop()
+
+
+class Host:
+    """Where a build runs: `name` for the tables, `start(data_dir)` a server on it."""
+
+    def __init__(self, name, start):
+        self.name, self.start = name, start
+
+    @classmethod
+    def wasmtime(cls, wasm, name="server component (wasmtime run)"):
+        return cls(name, lambda data_dir: Server(wasm, data_dir))
+
+    @classmethod
+    def shim(cls):
+        """The release shim, or None (and why) when it is not there."""
+        if node.NodeRuntime.find("release") is None:
+            return None, node.missing
+        return cls(node.NodeRuntime.name, ShimServer), None
+
+
 def first_answer(addr, timeout=30.0):
     """Seconds from connecting to the first answer of /healthz, or None."""
     host, port = addr.split(":")
@@ -68,15 +108,15 @@ def first_answer(addr, timeout=30.0):
             return None
 
 
-def idle_flood(wasm, seconds):
+def idle_flood(host, seconds):
     with tempfile.TemporaryDirectory() as data_dir:
-        server = Server(wasm, data_dir)
+        server = host.start(data_dir)
         try:
             alone = WrkRun(server.url("/healthz"), 4, seconds)
         finally:
             server.stop()
     with tempfile.TemporaryDirectory() as data_dir:
-        server = Server(wasm, data_dir)
+        server = host.start(data_dir)
         host, port = server.addr.split(":")
         idle = [socket.create_connection((host, int(port)), timeout=10) for _ in range(1000)]
         try:
@@ -89,15 +129,14 @@ def idle_flood(wasm, seconds):
     return {"alone": alone.rps, "first": first, "behind": behind.rps, "ratio": behind.rps / alone.rps}
 
 
-def closed_loop(wasm, connections, seconds):
+def closed_loop(host, connections, seconds):
     with tempfile.TemporaryDirectory() as data_dir:
-        server = Server(wasm, data_dir)
+        server = host.start(data_dir)
         try:
             run = WrkRun(server.url("/"), connections, seconds)
         finally:
             server.stop()
     timeouts = 0
-    import re
     found = re.search(r"timeout (\d+)", run.out)
     if found:
         timeouts = int(found.group(1))
@@ -106,12 +145,13 @@ def closed_loop(wasm, connections, seconds):
             "p99": run.p99, "fair_ms": fair_ms, "ratio": run.p99 / fair_ms}
 
 
-def slowhttptest(wasm, kind, seconds, out_dir):
+def slowhttptest(host, kind, seconds, out_dir):
     with tempfile.TemporaryDirectory() as data_dir:
         if kind == "slow read":
             Path(data_dir, "visits.txt").write_bytes(RECORD * (10_000_000 // len(RECORD)))
-        server = Server(wasm, data_dir)
-        prefix = Path(out_dir) / f"{Path(wasm).stem}-{kind.replace(' ', '-')}"
+        server = host.start(data_dir)
+        label = re.sub(r"[^a-z0-9]+", "-", f"{host.name} {kind}".lower()).strip("-")
+        prefix = Path(out_dir) / label
         common = ["-c", "1000", "-r", "200", "-l", str(seconds), "-g", "-o", str(prefix), "-p", "3"]
         args = (["-H", "-i", "10", "-u", server.url("/healthz")] if kind == "slowloris" else
                 ["-X", "-w", "512", "-y", "1024", "-n", "5", "-z", "32", "-k", "3", "-u", server.url("/visits")])
@@ -148,15 +188,18 @@ def raise_nofile():
 
 
 def step(args, report):
-    """Appends BENCHMARKS.md's section 11 to `report`: this build, `wasmtime run`, wrk runs of
-    args.seconds and slowhttptest runs of six times that."""
+    """Appends BENCHMARKS.md's section 11 to `report`: this build on `wasmtime run` and on the
+    release shim, wrk runs of args.seconds and slowhttptest runs of six times that."""
     print("fair", flush=True)
     raise_nofile()
     wrk_seconds, slow_seconds = args.seconds, 6 * args.seconds
+    hosts = [Host.wasmtime(SERVER_WASM)]
+    shim, why = Host.shim()
     report.append("## 11. Fair at the cap: idle floods, closed loops and slow clients\n")
     report.append(
-        "The server component on `wasmtime run` under `prlimit --nofile=1024:1024` with the StatefulSet's "
-        "bounds (`MAX_CONNECTIONS=900`, `LISTEN_BACKLOG=1024`, idle 60 s, head 10 s, write 30 s), "
+        "The server component with the StatefulSet's bounds (`MAX_CONNECTIONS=900`, `LISTEN_BACKLOG=1024`, "
+        "idle 60 s, head 10 s, write 30 s) at a pod's open-file limit: on `wasmtime run` under `prlimit "
+        "--nofile=1024:1024` and on runwasi's release shim under ctr's default spec (1024:1024), "
         f"`APPEND_FSYNC=no`, one run each (bench/fair.py). Idle flood: 4 keep-alive clients (`wrk -t2 -c4 "
         f"-d{wrk_seconds}s`) on `/healthz` alone, then on a fresh replica behind 1 000 idle connections opened "
         "first: the first answer of a newcomer's `/healthz`, and the rate against the rate alone. Closed loop: "
@@ -165,35 +208,42 @@ def step(args, report):
         f"{slow_seconds} s, slowloris (`-H -i 10` on `/healthz`) and slow read (`-X -w 512 -y 1024 -n 5 -z 32 "
         "-k 3` on `/visits` of a 10 MB log); its probe (3 s timeout) checks the service every second, and "
         "the seconds it found it unavailable are listed from its CSV (second 0 is the start).\n")
-    report.append("| test | measured |")
-    report.append("|---|---|")
+    if shim:
+        hosts.append(shim)
+    else:
+        report.append(f"No release shim row: {why}.\n")
+    report.append("| host | test | measured |")
+    report.append("|---|---|---|")
     out_dir = tempfile.mkdtemp(prefix="fair-")
-    r = idle_flood(SERVER_WASM, wrk_seconds)
-    first = f"{r['first']:.2f} s" if r["first"] is not None else "none in 20 s"
-    report.append(f"| idle flood | 4 clients alone {r['alone']:,.0f}/s; behind 1 000 idle: first answer {first}, "
-                  f"{r['behind']:,.0f}/s ({r['ratio']:.2f}×) |")
-    CHECKS.append(("server component (wasmtime run), fd 1024:1024: behind 1 000 idle connections a newcomer's "
-                   "first answer ≤ 1 s", first, r["first"] is not None and r["first"] <= 1))
-    CHECKS.append(("server component (wasmtime run), fd 1024:1024: 4 newcomers behind 1 000 idle connections "
-                   "≥ 0.8× their rate alone", f"{r['ratio']:.2f}×", r["ratio"] >= 0.8))
-    print(f"  idle flood: {r}", flush=True)
-    for connections in (1024, 1100):
-        r = closed_loop(SERVER_WASM, connections, wrk_seconds)
-        report.append(f"| closed loop, {connections:,} connections on `/` | {r['rps']:,.0f}/s, {r['non_2xx']} non-2xx, "
-                      f"{r['socket_errors']} socket errors ({r['timeouts']} timeouts), p99 {r['p99']:.0f} ms; "
-                      f"connections ÷ rate {r['fair_ms']:.1f} ms, p99 {r['ratio']:.1f}× that |")
-        CHECKS.append((f"server component (wasmtime run), fd 1024:1024: {connections:,} closed-loop connections: "
-                       "0 non-2xx, 0 timeouts, p99 ≤ 4 × connections ÷ rate",
-                       f"{r['non_2xx']} non-2xx, {r['timeouts']} timeouts, p99 {r['ratio']:.1f}×",
-                       r["non_2xx"] == 0 and r["timeouts"] == 0 and r["ratio"] <= 4))
-        print(f"  closed loop {connections}: {r}", flush=True)
-    for kind in ("slowloris", "slow read"):
-        r = slowhttptest(SERVER_WASM, kind, slow_seconds, out_dir)
-        report.append(f"| slowhttptest {kind} | available {r['available']} of {r['seconds']} s ({r['share']:.0%}); "
-                      f"{spans(r['down'])} |")
-        CHECKS.append((f"server component (wasmtime run), fd 1024:1024: slowhttptest {kind}, 1 000 connections: "
-                       "service available ≥ 95% of the seconds", f"{r['share']:.0%}", r["share"] >= 0.95))
-        print(f"  slowhttptest {kind}: {r['available']} of {r['seconds']} s", flush=True)
+    for host in hosts:
+        limit = f"{host.name}, fd 1024:1024"
+        r = idle_flood(host, wrk_seconds)
+        first = f"{r['first']:.2f} s" if r["first"] is not None else "none in 20 s"
+        report.append(f"| {host.name} | idle flood | 4 clients alone {r['alone']:,.0f}/s; behind 1 000 idle: "
+                      f"first answer {first}, {r['behind']:,.0f}/s ({r['ratio']:.2f}×) |")
+        CHECKS.append((f"{limit}: behind 1 000 idle connections a newcomer's first answer ≤ 1 s", first,
+                       r["first"] is not None and r["first"] <= 1))
+        CHECKS.append((f"{limit}: 4 newcomers behind 1 000 idle connections ≥ 0.8× their rate alone",
+                       f"{r['ratio']:.2f}×", r["ratio"] >= 0.8))
+        print(f"  {host.name} idle flood: {r}", flush=True)
+        for connections in (1024, 1100):
+            r = closed_loop(host, connections, wrk_seconds)
+            report.append(f"| {host.name} | closed loop, {connections:,} connections on `/` | {r['rps']:,.0f}/s, "
+                          f"{r['non_2xx']} non-2xx, {r['socket_errors']} socket errors ({r['timeouts']} timeouts), "
+                          f"p99 {r['p99']:.0f} ms; connections ÷ rate {r['fair_ms']:.1f} ms, p99 {r['ratio']:.1f}× "
+                          "that |")
+            CHECKS.append((f"{limit}: {connections:,} closed-loop connections: 0 non-2xx, 0 timeouts, "
+                           "p99 ≤ 4 × connections ÷ rate",
+                           f"{r['non_2xx']} non-2xx, {r['timeouts']} timeouts, p99 {r['ratio']:.1f}×",
+                           r["non_2xx"] == 0 and r["timeouts"] == 0 and r["ratio"] <= 4))
+            print(f"  {host.name} closed loop {connections}: {r}", flush=True)
+        for kind in ("slowloris", "slow read"):
+            r = slowhttptest(host, kind, slow_seconds, out_dir)
+            report.append(f"| {host.name} | slowhttptest {kind} | available {r['available']} of {r['seconds']} s "
+                          f"({r['share']:.0%}); {spans(r['down'])} |")
+            CHECKS.append((f"{limit}: slowhttptest {kind}, 1 000 connections: service available ≥ 95% of the "
+                           "seconds", f"{r['share']:.0%}", r["share"] >= 0.95))
+            print(f"  {host.name} slowhttptest {kind}: {r['available']} of {r['seconds']} s", flush=True)
     shutil.rmtree(out_dir, ignore_errors=True)
     report.append("")
 
@@ -201,30 +251,39 @@ def step(args, report):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", help="another build of the server component to measure beside this one")
+    parser.add_argument("--shim", action="store_true", help="also this build on runwasi's release shim")
     parser.add_argument("--seconds", type=int, default=30, help="length of each slowhttptest run")
     parser.add_argument("--wrk-seconds", type=int, default=6)
     parser.add_argument("--only", choices=("idle", "closed", "slow"), action="append")
     args = parser.parse_args()
     raise_nofile()
-    builds = [("this build", SERVER_WASM)] + ([("baseline", Path(args.baseline))] if args.baseline else [])
+    hosts = [Host.wasmtime(SERVER_WASM, "this build")]
+    if args.baseline:
+        hosts.append(Host.wasmtime(Path(args.baseline), "baseline"))
+    if args.shim:
+        shim, why = Host.shim()
+        if not shim:
+            parser.error(f"no release shim: {why}")
+        hosts.append(Host("this build, release shim", shim.start))
     only = set(args.only or ("idle", "closed", "slow"))
     out_dir = tempfile.mkdtemp(prefix="fair-")
     print(f"load average before: {os.getloadavg()}", flush=True)
-    for name, wasm in builds:
+    for host in hosts:
+        name = host.name
         if "idle" in only:
-            r = idle_flood(wasm, args.wrk_seconds)
+            r = idle_flood(host, args.wrk_seconds)
             first = f"{r['first']:.2f} s" if r["first"] is not None else "none in 20 s"
             print(f"| {name} | idle flood | 4 clients alone {r['alone']:,.0f}/s; behind 1 000 idle: first answer "
                   f"{first}, {r['behind']:,.0f}/s ({r['ratio']:.2f}x) |", flush=True)
         if "closed" in only:
             for connections in (1024, 1100):
-                r = closed_loop(wasm, connections, args.wrk_seconds)
+                r = closed_loop(host, connections, args.wrk_seconds)
                 print(f"| {name} | closed loop {connections} on / | {r['rps']:,.0f}/s, {r['non_2xx']} non-2xx, "
                       f"{r['socket_errors']} socket errors ({r['timeouts']} timeouts), p99 {r['p99']:.0f} ms, "
                       f"connections ÷ rate {r['fair_ms']:.1f} ms, p99 {r['ratio']:.1f}x that |", flush=True)
         if "slow" in only:
             for kind in ("slowloris", "slow read"):
-                r = slowhttptest(wasm, kind, args.seconds, out_dir)
+                r = slowhttptest(host, kind, args.seconds, out_dir)
                 print(f"| {name} | slowhttptest {kind} | available {r['available']} of {r['seconds']} s "
                       f"({r['share']:.0%}), {spans(r['down'])}; CSV {r['csv']} |", flush=True)
     print(f"load average after: {os.getloadavg()}", flush=True)
