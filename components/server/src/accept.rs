@@ -6,7 +6,8 @@
 //! turn over in turn.
 //!
 //! A newcomer held while it waits costs one descriptor beyond the cap; running out of
-//! descriptors lowers the cap to keep a reserve, and a quiet spell raises it back.
+//! descriptors lowers the cap to keep a reserve, makes room for the newcomer still in the
+//! backlog as the cap does, and a quiet spell raises the cap back.
 
 use crate::adapter;
 use crate::connection::{Connection, Tracker};
@@ -42,7 +43,12 @@ impl Backoff {
 
     /// Logs the failure on `port` and waits before the next try, so as not to spin.
     pub async fn failed(&self, port: &str, err: &std::io::Error) {
-        let wait = self.0.get();
+        self.failed_within(port, err, Self::MAX).await;
+    }
+
+    /// [`Backoff::failed`], waiting at most `longest`.
+    pub async fn failed_within(&self, port: &str, err: &std::io::Error, longest: Duration) {
+        let wait = self.0.get().min(longest);
         eprintln!(
             "spin-visits-server: accept on the {port} port failed: {err}; retrying in {wait:?}"
         );
@@ -65,12 +71,15 @@ pub async fn run(server: Rc<Server>, listener: Listener) {
             Err(AcceptError::OutOfDescriptors(err)) => {
                 server.stats.accept_failed();
                 registry.lower_to_fit(DESCRIPTOR_RESERVE);
+                registry.make_room();
                 last_out_of_descriptors = Some(Instant::now());
                 eprintln!(
                     "spin-visits-server: out of descriptors, serving at most {} connections",
                     registry.cap()
                 );
-                backoff.failed("service", &err).await;
+                // Descriptors come back as the connections chosen to yield end: try again
+                // as soon as one may have, not after a backoff grown to a second.
+                backoff.failed_within("service", &err, RECHECK).await;
                 continue;
             }
             Err(AcceptError::Other(err)) => {

@@ -175,6 +175,16 @@ impl Registry {
         }
     }
 
+    /// Descriptors ran out while a newcomer waits in the listen backlog (its accept failed):
+    /// as for one waiting at the cap, the connections making the least progress yield, or
+    /// those that have had their turn end with their next answer. Without this a replica full
+    /// of slow readers (each `/visits` stream holds the log open too) failed every accept
+    /// and closed nobody until the write deadline.
+    pub fn make_room(&self) {
+        let coming = self.shed_least_progress();
+        self.newcomer_waiting.set(!coming);
+    }
+
     /// Whether a slot is on its way: connections chosen to yield have not ended yet, or
     /// those that yield most readily, if any may, are chosen now (and end soon), up to
     /// [`YIELD_AT_ONCE`] in all.
