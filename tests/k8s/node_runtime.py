@@ -7,7 +7,9 @@ left.
 
 The kubelet's own work (the StatefulSet, claims, probes, preStop, endpoints, DNS, scaling,
 drain, rollouts) is tested on the real node of scripts/cluster.sh (tests/cluster/), not
-imitated here. What stays here and why: checks of a shim given an exact spec, which the real
+imitated here; one exception, the Spin deployment's preStop sleep acted out by
+test_spin_shim.py, stays until the real node's tests roll the Spin StatefulSet. What stays
+here and why: checks of a shim given an exact spec, which the real
 node cannot make quickly or at all: ctr's default RLIMIT_NOFILE 1024:1024 (a hard limit of
 1024, test_node_open_files.py), the release shim's capabilities against an unwritable claim
 (test_claim_access.py), the server's bounds under the release shim's wasmtime 27
