@@ -1,7 +1,7 @@
 """The server component as a node runs it: the project's image (Dockerfile, built by buildah)
 in a private containerd with runwasi's wasmtime shim, one container per replica on the host's
 network with the data directory bind-mounted at /data. containerd, the pods' lifecycle and
-the cleanup are the node-runtime test's (tests/k8s/node_runtime.py).
+the cleanup are the plain-containerd tests' (tests/k8s/node_runtime.py).
 
 Two shims, each in its own containerd, same image: the release nodes install (runwasi's
 containerd-shim-wasmtime v0.6.0, wasmtime 27.0.0 inside; ../shared/bin, on PATH) and runwasi's

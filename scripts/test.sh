@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, host unit tests, the integration tests that drive
-# both built components on the real runtime, and the Kubernetes manifests, image and
-# StatefulSet rehearsal. Installs what it needs first.
+# both built components on the real runtime, the Kubernetes manifests and image, the checks
+# that stay on plain containerd, and the real one-node cluster. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
@@ -45,11 +45,12 @@ for target in log_reader request; do
 done
 
 # buildah builds the node image without a Docker engine; containerd runs it with runwasi's
-# shim (tests/k8s/test_node_runtime.py, when the shim is on PATH); chromium renders the page.
+# shim and the Spin shim (tests/k8s/node_runtime.py, when the shims are on PATH); chromium
+# renders the page.
 # tests/e2e/test_spin_up.py runs on spin-up-lite from ../shared/bin (or a spin CLI).
 # prometheus brings promtool, which checks /metrics and unit-tests the chart's alerts.
 need_apt buildah containerd chromium prometheus
-say "pytest tests/k8s tests/e2e (manifests, image, node runtime, StatefulSet rehearsal, metrics, browser, spin up)"
+say "pytest tests/k8s tests/e2e (manifests, image, plain containerd with the shims, metrics, browser, spin up)"
 pytest -q tests/k8s tests/e2e
 
 # The real single-node Kubernetes cluster (docs/cluster.md): every part built from its Go module

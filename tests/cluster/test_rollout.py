@@ -1,7 +1,8 @@
 """`kubectl rollout restart statefulset/visits` under keep-alive load through the Service's
 ClusterIP, from inside the node: the real StatefulSet controller replaces the pods one at a
 time, the real kubelet runs each pod's preStop hook (GET /drain) and kube-proxy removes the
-endpoint. No request may fail, and every acknowledged visit is on its claim exactly once."""
+endpoint. No request may fail or need sending again, no preStop hook may fail, and every
+acknowledged visit is on its claim exactly once."""
 
 import json
 import subprocess
@@ -46,10 +47,19 @@ def test_rollout_restart_under_keep_alive_load_loses_nothing(cluster, tmp_path):
 
     for name in PODS:
         assert (after_pods[name]["metadata"]["uid"] != before_pods[name]["metadata"]["uid"]), name
+        # No old pod's preStop hook (GET /drain) failed, by the kubelet's own events.
+        failed = cluster.json("get", "events", "--field-selector",
+                              f"reason=FailedPreStopHook,involvedObject.uid={before_pods[name]['metadata']['uid']}")
+        assert failed["items"] == [], [e["message"] for e in failed["items"]]
     acks = result["acks"]
     print(f"{len(acks)} acknowledged visits, {len(result['failures'])} failed, "
           f"retried {result['retried']}, closes {result['closes']}")
     assert result["failures"] == [], result["failures"][:10]
+    # A drain ends busy connections with `Connection: close` and idle ones only after a
+    # second idle, so no request meets a connection closed under it (none is sent again);
+    # and every persistent client's connection was ended by a drain, not a reset.
+    assert result["retried"] == {}, result["retried"]
+    assert sum(result["closes"].values()) > 0, result["closes"]
     assert len(acks) > 200, "too little load to say anything"
     assert set(name for name, *_ in acks) == set(PODS)
 

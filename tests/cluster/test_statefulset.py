@@ -54,6 +54,9 @@ def test_security_context_as_written_and_claim_writable(deployed):
     status, headers, body = cluster.http(f"http://{ip}:8080/")
     assert status == 200, body
     assert headers["x-served-by"] == "visits-0"
+    # Written as runAsUser, in the group fsGroup gave the claim (the setgid directory).
+    written = (cluster.claim_dir("data-visits-0") / "visits.txt").stat()
+    assert (written.st_uid, written.st_gid) == (65532, 65532), (written.st_uid, written.st_gid)
 
 
 def pod_counts(cluster, found):

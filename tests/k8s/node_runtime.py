@@ -1,8 +1,22 @@
-"""A node without a kubelet: a private containerd running runwasi's wasmtime shim, and pods of
-the rendered StatefulSet turned into OCI specs the way the kubelet would (env with the
-downward API's POD_NAME, the claim bind-mounted at its mountPath, /etc/hosts, the security
-contexts). Everything it starts is recorded so `Containerd.stop` can undo it and check that
-nothing is left."""
+"""A node without a kubelet, for what must stay on plain containerd: a private containerd
+(Debian's 1.6) running runwasi's wasmtime shim or containerd-shim-spin, and pods of the
+rendered StatefulSet turned into OCI specs by this module (env with the downward API's
+POD_NAME, the claim bind-mounted at its mountPath, /etc/hosts, the security contexts).
+Everything it starts is recorded so `Containerd.stop` can undo it and check that nothing is
+left.
+
+The kubelet's own work (the StatefulSet, claims, probes, preStop, endpoints, DNS, scaling,
+drain, rollouts) is tested on the real node of scripts/cluster.sh (tests/cluster/), not
+imitated here; one exception, the Spin deployment's preStop sleep acted out by
+test_spin_shim.py, stays until the real node's tests roll the Spin StatefulSet. What stays
+here and why: checks of a shim given an exact spec, which the real
+node cannot make quickly or at all: ctr's default RLIMIT_NOFILE 1024:1024 (a hard limit of
+1024, test_node_open_files.py), the release shim's capabilities against an unwritable claim
+(test_claim_access.py), the server's bounds under the release shim's wasmtime 27
+(test_node_bounds.py), the Spin shim's SQLite store under `kill -9`, SIGTERM, a swapped
+spin.toml and a read-only claim (test_spin_shim.py); and the benchmarks (bench/node.py,
+bench/spin_shim.py), which compare the release shim with runwasi main's and the Spin shim
+under set cgroup limits."""
 
 import json
 import os
@@ -44,7 +58,7 @@ def shim_or_skip(shim=SHIM, shim_env=SHIM_ENV):
         pytest.skip(f"no node runtime: {shim} is not on PATH and {shim_env} is unset "
                     "(CI puts ../shared/bin on PATH; see runtime-class/ to install the shim)")
     if os.geteuid() != 0:
-        pytest.skip("the node-runtime test runs containerd and mounts, so it needs root (as CI has)")
+        pytest.skip("the plain-containerd tests run containerd and mounts, so they need root (as CI has)")
     for tool in ("containerd", "ctr", "buildah"):
         if not shutil.which(tool):
             pytest.fail(f"{tool} not found: run scripts/test.sh, which installs it")
@@ -214,13 +228,6 @@ class Pod:
         except urllib.error.HTTPError as error:
             return error.code, dict(error.headers), error.read().decode()
 
-    def get_or_none(self, path):
-        """The answer, or None when nothing is listening any more."""
-        try:
-            return self.get(path, timeout=2)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return None
-
     def wait_listening(self, seconds=30):
         host, port = self.address.rsplit(":", 1)
         deadline = time.monotonic() + seconds
@@ -269,40 +276,17 @@ def downward_env(container, pod_name):
     return env
 
 
-def pod_env(sts, pod_name, listen_addr):
-    """The env the kubelet gives a pod of the StatefulSet: literal values, and the downward
-    API's metadata.name. Pods share this node's loopback instead of each having its own
-    network namespace, so each listens on its own loopback address (the pod IP it would
-    have), on the manifest's port unless that is taken here; peers are asked on that port."""
-    (container,) = sts["spec"]["template"]["spec"]["containers"]
-    env = downward_env(container, pod_name)
-    manifest_port = env["LISTEN_ADDR"].rsplit(":", 1)[1]
-    port = listen_addr.rsplit(":", 1)[1]
-    env["LISTEN_ADDR"] = listen_addr
-    # The admin listener on the pod's own address, at the manifest's port.
-    ip = listen_addr.rsplit(":", 1)[0]
-    env["ADMIN_ADDR"] = f"{ip}:{env['ADMIN_ADDR'].rsplit(':', 1)[1]}" if "ADMIN_ADDR" in env else f"{ip}:0"
-    for name in ("PEERS", "PEER_SERVICE"):
-        if name in env:
-            env[name] = env[name].replace(f":{manifest_port}", f":{port}")
-    return env
-
-
-def pod_spec(base_spec, entrypoint, sts, pod_name, claim, hosts, listen_addr, claim_read_only=False,
+def pod_spec(base_spec, entrypoint, sts, pod_name, claim, hosts, claim_read_only=False,
              netns=None, env=None):
     """The OCI spec the kubelet would ask for, from the rendered StatefulSet. With `netns` (a
-    `PodNetwork`) the pod has its own network namespace and IP, and its env is the
-    manifest's as it stands (`listen_addr` is then unused); without, it shares the node's.
-    `env`, when given, is the container's env as the caller made it (the Spin shim's)."""
+    `node_pods.PodNetwork`) the pod has its own network namespace and IP; without, it shares
+    the node's. The container's env is the manifest's as it stands, or `env` when given (the
+    caller's, for a pod on the node's network: the Spin shim's)."""
     spec = json.loads(json.dumps(base_spec))
     pod = sts["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    env_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    if env is not None:
-        env = {"PATH": env_path, **env}
-    else:
-        env = {"PATH": env_path}
-        env.update(downward_env(container, pod_name) if netns else pod_env(sts, pod_name, listen_addr))
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+           **(env if env is not None else downward_env(container, pod_name))}
     process = spec["process"]
     process["env"] = [f"{k}={v}" for k, v in env.items()]
     process["args"] = list(entrypoint) + list(container.get("args", []))
@@ -401,57 +385,3 @@ def build_image(work, image, context=None, dockerfile="Dockerfile"):
     finally:
         subprocess.run(buildah + ["rmi", "--all", "--force"], capture_output=True)
     return archive
-
-
-class PodNetwork:
-    """A pod's own network namespace with its own IP, as a CNI plugin leaves it (../shared/
-    RECIPES.md, "A pod with its own IP"): a veth pair, the pod's end `eth0` with the pod IP,
-    the node's end with the first address of a /24 of its own, so the node reaches the pod.
-    One per pod incarnation: a replaced pod gets a new sandbox and a new IP, as on a node.
-    `index` (0-255) picks the /24; names carry the test run's pid. An `unreachable` route for
-    the /24, behind the veth's own, keeps traffic to the pod's IP on this machine once the
-    pod is gone (a client still sending there gets EHOSTUNREACH, not the default route);
-    `release` removes it."""
-
-    def __init__(self, index):
-        run = os.getpid() % 100000
-        self.name = f"svtest{run}-{index}"
-        self.path = Path("/var/run/netns") / self.name
-        self.node_if = f"sv{run}v{index}"
-        subnet = f"10.{200 + os.getpid() % 50}.{index}"
-        self.gateway, self.ip = f"{subnet}.1", f"{subnet}.2"
-        self.subnet = f"{subnet}.0/24"
-        self.created = self.guarded = False
-
-    def create(self):
-        subprocess.run(["ip", "route", "replace", "unreachable", self.subnet, "metric", "4000"],
-                       check=True, capture_output=True)
-        self.guarded = self.created = True
-        ip = lambda *args: subprocess.run(["ip", *args], check=True, capture_output=True)  # noqa: E731
-        inside = lambda *args: ip("netns", "exec", self.name, "ip", *args)  # noqa: E731
-        ip("netns", "add", self.name)
-        ip("link", "add", self.node_if, "type", "veth", "peer", "name", "eth0", "netns", self.name)
-        ip("addr", "add", f"{self.gateway}/24", "dev", self.node_if)
-        ip("link", "set", self.node_if, "up")
-        inside("addr", "add", f"{self.ip}/24", "dev", "eth0")
-        inside("link", "set", "eth0", "up")
-        inside("link", "set", "lo", "up")
-        inside("route", "add", "default", "via", self.gateway)
-        return self
-
-    def remove(self):
-        """Deleting the namespace deletes its veth pair; the node's end is removed as well
-        in case the namespace never got its half."""
-        if not self.created:
-            return
-        self.created = False
-        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
-        subprocess.run(["ip", "link", "del", self.node_if], capture_output=True)
-
-    def release(self):
-        """Removes the namespace and the route that kept its IP on this machine."""
-        self.remove()
-        if self.guarded:
-            self.guarded = False
-            subprocess.run(["ip", "route", "del", "unreachable", self.subnet, "metric", "4000"],
-                           capture_output=True)

@@ -1,7 +1,9 @@
 """The server's write deadline and the cluster view's shared round of asks on the node runtime: the
 rendered StatefulSet's pods on a private containerd with the release shim, each pod in its own
-network namespace with its own IP (test_rollout.py's `node` and `pods` fixtures), as
-tests/server_bounds.rs checks them on `wasmtime run`.
+network namespace with its own IP (node_pods.py's `node` and `pods` fixtures), as
+tests/server_bounds.rs checks them on `wasmtime run`. They stay on plain containerd: they check
+the server under the release shim's wasmtime 27 (the tests' own runtime is wasmtime 49), with a
+planted 24 MB log and readers that stop, which the real cluster's tests do not do.
 
 Skips, saying why, where the shim or root is missing."""
 
@@ -18,7 +20,7 @@ import pytest
 
 from conftest import wait_until
 from node_runtime import make_claim
-from test_rollout import dechunk, http_get, node, pods  # noqa: F401 (fixtures)
+from node_pods import dechunk, http_get, node, pods  # noqa: F401 (fixtures)
 
 # 727 272 distinct 33-byte records, 24 MB: several times what the kernel buffers for one
 # connection, so a reader that stops does stall the server's writes.

@@ -1,18 +1,25 @@
-"""Peers found through the headless Service, on `wasmtime run` (the tests' usual runner):
-replicas on distinct loopback addresses behind one name, served by a hosts file in a private
-mount namespace for each replica (root, as CI has), so the host's own /etc/hosts is untouched.
-This also shows that wasmtime's ip-name-lookup goes through the host resolver, which honours
-/etc/hosts. test_node_runtime.py does the same under runwasi's shim."""
+"""How a replica finds its peers, on `wasmtime run` (the tests' usual runner): replicas on
+distinct loopback addresses behind one name, served by a hosts file in a private mount
+namespace for each replica (root, as CI has), so the host's own /etc/hosts is untouched. PEERS
+wins over PEER_SERVICE, and a name that does not resolve is shown down with the reason. (The
+headless Service itself, resolved by CoreDNS and followed through a scale, is
+tests/cluster/test_statefulset.py's and test_scale.py's.)"""
 
+import json
 import os
 
 import pytest
 
-from conftest import Replica, one
-from node_runtime import common_port, pod_env, write_hosts
-from scaling import check_scaling, view
+from conftest import Replica
+from node_runtime import common_port, write_hosts
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="private mount namespaces need root")
+
+
+def view(replica):
+    status, _, body = replica.get("/visits/all?format=json")
+    assert status == 200, body
+    return json.loads(body)
 
 
 class HostsReplica(Replica):
@@ -25,30 +32,6 @@ class HostsReplica(Replica):
     def _start(self, args):
         super()._start(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                         'mount --bind "$0" /etc/hosts && exec "$@"', str(self.hosts), *args])
-
-
-def test_scaling_is_seen_without_a_manifest_edit(kustomized, replicas, tmp_path):
-    sts = one(kustomized, "StatefulSet")
-    (container,) = sts["spec"]["template"]["spec"]["containers"]
-    (mount,) = container["volumeMounts"]
-    addresses = {f"{sts['metadata']['name']}-{i}": f"127.0.0.{i + 2}" for i in range(5)}
-    port = common_port(container["ports"][0]["containerPort"], list(addresses.values()))
-    hosts = tmp_path / "hosts"
-
-    def start(name):
-        claim = tmp_path / f"data-{name}"
-        claim.mkdir(exist_ok=True)
-        env = pod_env(sts, name, f"{addresses[name]}:{port}")
-        return replicas(hosts, claim, mount["mountPath"], env, kind=HostsReplica)
-
-    assert check_scaling(
-        start=start,
-        stop=lambda replica: replica.stop(),
-        publish=lambda names: write_hosts(hosts, sts["spec"]["serviceName"],
-                                          {name: addresses[name] for name in names}),
-        claim_lines=lambda name: (tmp_path / f"data-{name}" / "visits.txt").read_text().splitlines(),
-        sts_name=sts["metadata"]["name"],
-    ) == [3, 5, 2, 3]
 
 
 def test_peers_overrides_the_service_and_an_unknown_name_is_shown_down(replicas, tmp_path):

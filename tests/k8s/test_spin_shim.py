@@ -1,8 +1,15 @@
-"""The Spin component itself on a node: the rendered k8s/spin/ StatefulSet's pods as containers
-of a private containerd with containerd-shim-spin v0.24.0 (Spin 3.6.3; what the
-`wasmtime-spin-v2` RuntimeClass runs), each with its claim bind-mounted at /data and the
-ConfigMap's runtime-config.toml at /runtime-config.toml, as the kubelet mounts them. Visits go
-to Spin's SQLite database, which the Spin host writes on the claim.
+"""The Spin component itself on containerd-shim-spin v0.24.0 (Spin 3.6.3; what the
+`wasmtime-spin-v2` RuntimeClass runs), on a private containerd: the rendered k8s/spin/
+StatefulSet's pods, each with its claim bind-mounted at /data and the ConfigMap's
+runtime-config.toml at /runtime-config.toml, as the kubelet mounts them. Visits go to Spin's
+SQLite database, which the Spin host writes on the claim.
+
+Three Ready pods, each replica's visits in its own database, /visits/all across them and a
+deleted pod keeping its count are tests/cluster/test_spin.py's, on the real node. What stays
+here are checks of the shim that need control of the host or of the pod's spec: 2 160
+concurrent visits counted exactly, `kill -9` and SIGTERM of the task mid-load, a spin.toml
+mounted over the image's, a claim mounted read-only, and the preStop sleep acted out with the
+endpoint leaving at a known moment (the real node's tests run no Spin rollout).
 
 Each pod listens on its own loopback address (its pod IP); a hosts file stands in for the
 cluster DNS that names the headless Service's pods. Skips, saying why, where the shim is absent
@@ -77,10 +84,8 @@ def spin_cluster(spin_node, spin_rendered, tmp_path):
         def address(self, name):
             return f"{addresses[name]}:{port}"
 
-        def start(self, name, container_id=None, spin_toml=None, claim_read_only=False,
-                  extra_peers=()):
-            """`spin_toml`: a manifest mounted over the image's /spin.toml; `extra_peers`:
-            host:port entries added to the manifest's PEERS."""
+        def start(self, name, container_id=None, spin_toml=None, claim_read_only=False):
+            """`spin_toml`: a manifest mounted over the image's /spin.toml."""
             claim = self.claim(name)
             if not claim.exists():
                 make_claim(claim, fs_group)
@@ -88,8 +93,7 @@ def spin_cluster(spin_node, spin_rendered, tmp_path):
             env["SPIN_HTTP_LISTEN_ADDR"] = self.address(name)
             for variable in ("SPIN_VARIABLE_PEERS", "SPIN_VARIABLE_PEER_SERVICE"):
                 env[variable] = env[variable].replace(f":{manifest_port}", f":{port}")
-            env["SPIN_VARIABLE_PEERS"] = ",".join([env["SPIN_VARIABLE_PEERS"], *extra_peers])
-            spec = pod_spec(base_spec, entrypoint, sts, name, claim, hosts, None, env=env,
+            spec = pod_spec(base_spec, entrypoint, sts, name, claim, hosts, env=env,
                             claim_read_only=claim_read_only)
             spec["mounts"].append({"destination": mount["mountPath"], "type": "bind",
                                    "source": str(runtime_config), "options": ["rbind", "ro"]})
@@ -143,48 +147,6 @@ def listing(pod):
     return lines
 
 
-def test_three_replicas_keep_their_visits_in_their_own_database(spin_cluster):
-    # visits-1 also lists a replica by address, outside allowed_outbound_hosts: Spin refuses
-    # to call it, and the view shows it down with Spin's reason.
-    outsider = spin_cluster.address("visits-0")
-    pods = {name: spin_cluster.start(name, extra_peers=[outsider] if name == "visits-1" else [])
-            for name in spin_cluster.replicas}
-    wanted = {"visits-0": 3, "visits-1": 5, "visits-2": 2}
-    shown = {}
-    for name, pod in pods.items():
-        status, headers, body = get(pod, "/readyz")
-        assert status == 200 and "SQLite" in body, body
-        for expected in range(1, wanted[name] + 1):
-            status, headers, body = visit(pod)
-            assert status == 200, body
-            assert headers["x-served-by"] == name
-            assert headers["cache-control"] == "no-store"
-            assert shown_count(body) == expected, body
-            shown.setdefault(name, []).append(shown_time(body))
-    for name, pod in pods.items():
-        assert listing(pod) == shown[name], name
-        claim = spin_cluster.claim(name)
-        assert (claim / "visits.db").exists(), sorted(os.listdir(claim))
-        assert not (claim / "visits.txt").exists(), "the SQLite store serves, not the file"
-        owner = (claim / "visits.db").stat()
-        assert (owner.st_uid, owner.st_gid) == (65532, 65532), "written as the pod's user"
-        status, headers, body = get(pod, "/metrics")
-        assert f'visits_total{{pod="{name}"}} {wanted[name]}' in body, body
-    # /visits/all from one replica: each peer by its stable name behind the headless Service.
-    status, headers, body = get(pods["visits-1"], "/visits/all?format=json")
-    assert status == 200, body
-    view = json.loads(body)
-    assert view["total"] == sum(wanted.values()), view
-    denied = view["replicas"].pop()
-    assert denied["peer"] == outsider and not denied["up"], denied
-    assert "denied" in json.dumps(denied).lower(), denied
-    assert len(view["replicas"]) == 3
-    for replica in view["replicas"]:
-        assert replica["up"], replica
-        assert replica["count"] == wanted[replica["pod"]], replica
-        assert replica["last"] == shown[replica["pod"]][-5:], replica
-
-
 def concurrent_visits(pod, clients, per_client, stop=None):
     """Visits from `clients` threads; returns (answered pages, failures)."""
     answered, failures, lock = [], [], threading.Lock()
@@ -200,7 +162,7 @@ def concurrent_visits(pod, clients, per_client, stop=None):
                     failures.append(repr(error))
                 continue
             with lock:
-                (answered if status == 200 else failures).append(body if status == 200 else status)
+                (answered if status == 200 else failures).append(body if status == 200 else (status, body[:200]))
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
@@ -226,6 +188,8 @@ def test_concurrent_visits_get_exact_counts_and_list_in_order(spin_cluster):
     status, headers, body = get(pod, "/visits?format=json&tail=2001")
     view = json.loads(body)
     assert view["count"] == 2160 and view["visits"] == lines[-2001:]
+    status, _, body = get(pod, "/metrics")
+    assert 'visits_total{pod="visits-0"} 2160' in body, body
 
 
 def test_a_killed_shim_loses_no_answered_visit_and_a_restart_keeps_them(spin_cluster):
