@@ -39,7 +39,9 @@ find_kubectl() {
 
 start_control_plane() {
     mkdir -p "$CLUSTER_STATE/kine"
-    start kine "$CLUSTER_BIN/kine" --listen-address "127.0.0.1:2379" \
+    # No metrics listener: kine's default, :8080, took the node's port 8080, which the user's
+    # `kubectl port-forward svc/visits 8080:80` in docs/kubernetes.md needs.
+    start kine "$CLUSTER_BIN/kine" --listen-address "127.0.0.1:2379" --metrics-bind-address 0 \
         --endpoint "sqlite://$CLUSTER_STATE/kine/state.db?_journal=WAL&cache=shared&_busy_timeout=30000"
     wait_for kine 60 in_node bash -c 'exec 3<>/dev/tcp/127.0.0.1/2379'
 
