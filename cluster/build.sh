@@ -5,7 +5,8 @@
 # part whose stamp exists is skipped, so a second run costs nothing. Cold build times land in
 # <key>/times, each with the load average at its end (the machine may be shared).
 #
-#   cluster/build.sh [part...]    parts: kubernetes containerd runc cni kine coredns pause (default: all)
+#   cluster/build.sh [part...]    parts: kubernetes containerd runc cni kine coredns pause registry
+#                                 (default: all)
 #
 # Needs Go (1.25+; cluster/build/*/go.mod) on PATH and, from Debian: gcc and libc6-dev (cgo,
 # the static pause binary), pkg-config and libseccomp-dev (runc's seccomp), libsqlite3-dev
@@ -132,6 +133,13 @@ build_coredns() {
         -o "$CLUSTER_BIN/coredns" .)
 }
 
+# The image registry (github.com/distribution/distribution's cmd/registry) that `up` starts in the
+# node, at localhost:5000, the address k8s/kustomization.yaml names: the node pulls from it.
+build_registry() {
+    CGO_ENABLED=0 gobin_install -ldflags "-s -w" \
+        "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION"
+}
+
 # The sandbox ("pause") binary: Kubernetes' own build/pause/linux/pause.c from the module source,
 # linked statically; cluster.sh wraps it into an image. No image can be pulled here.
 build_pause() {
@@ -144,7 +152,7 @@ build_pause() {
 }
 
 parts=("$@")
-[[ ${#parts[@]} -gt 0 ]] || parts=(pause kubernetes containerd runc cni kine coredns)
+[[ ${#parts[@]} -gt 0 ]] || parts=(pause kubernetes containerd runc cni kine coredns registry)
 for p in "${parts[@]}"; do
     part "$p" "build_$p"
 done

@@ -174,3 +174,23 @@ EOF
         done
     } >"$CONF/storage.yaml"
 }
+
+# The image registry (distribution's cmd/registry) on the node's own loopback at $REGISTRY_ADDR,
+# plain HTTP as a local registry is: containerd's CRI pulls a localhost registry over HTTP by
+# default, and a user's `buildah push` in the node's namespace reaches the same address.
+write_registry_config() {
+    mkdir -p "$CLUSTER_STATE/registry"
+    write_if_changed "$CONF/registry.yaml" <<EOF
+version: 0.1
+log:
+  level: warn
+  formatter: text
+storage:
+  filesystem:
+    rootdirectory: $CLUSTER_STATE/registry
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+EOF
+}

@@ -31,6 +31,8 @@ CLUSTER_CGROUP=spin-visits-node
 # Images the node runs besides the project's, built here from the binaries above.
 PAUSE_IMAGE="localhost/spin-visits-cluster/pause:$KUBERNETES_VERSION"
 COREDNS_IMAGE="localhost/spin-visits-cluster/coredns:$COREDNS_VERSION"
+# The registry the kustomizations name (localhost:5000), listening on the node's loopback.
+REGISTRY_ADDR=127.0.0.1:5000
 # The name k8s/kustomization.yaml gives the project's image.
 PROJECT_IMAGE=localhost:5000/spin-visits:0.1.0
 # The name k8s/spin/kustomization.yaml gives the Spin component's image (spin-image/).

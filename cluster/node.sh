@@ -49,6 +49,12 @@ in_node() {
     nsenter --target "$(cat "$RUN/holder.pid")" --net --mount -- "$@"
 }
 
+# Runs a command in the node's network namespace only (the host's files and mounts): what a
+# user's shell on the node sees as localhost.
+in_net() {
+    nsenter --net="/run/netns/$CLUSTER_NETNS" -- "$@"
+}
+
 alive() {
     local pid
     pid=$(cat "$RUN/$1.pid" 2>/dev/null) || return 1

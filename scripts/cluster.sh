@@ -39,7 +39,9 @@ find_kubectl() {
 
 start_control_plane() {
     mkdir -p "$CLUSTER_STATE/kine"
-    start kine "$CLUSTER_BIN/kine" --listen-address "127.0.0.1:2379" \
+    # No metrics listener: kine's default, :8080, took the node's port 8080, which the user's
+    # `kubectl port-forward svc/visits 8080:80` in docs/kubernetes.md needs.
+    start kine "$CLUSTER_BIN/kine" --listen-address "127.0.0.1:2379" --metrics-bind-address 0 \
         --endpoint "sqlite://$CLUSTER_STATE/kine/state.db?_journal=WAL&cache=shared&_busy_timeout=30000"
     wait_for kine 60 in_node bash -c 'exec 3<>/dev/tcp/127.0.0.1/2379'
 
@@ -174,9 +176,9 @@ node_images() {
     import_image "$COREDNS_IMAGE" "$CLUSTER_KEYDIR/images/coredns.tar"
 }
 
-# The project's images from their Dockerfiles, under the names k8s/ and k8s/spin/ give them
-# (imagePullPolicy IfNotPresent finds them on the node). Rebuilt on every `up`: the components
-# may have changed.
+# The project's images from their Dockerfiles, pushed to the node's registry under the names k8s/
+# and k8s/spin/ give them; the node pulls them from there (imagePullPolicy IfNotPresent) as a
+# user's node does. Rebuilt and pushed on every `up`: the components may have changed.
 project_image() {
     local release="$repo/target/wasm32-wasip2/release"
     if [[ ${CLUSTER_SKIP_CARGO:-0} != 1 ]]; then
@@ -189,13 +191,22 @@ project_image() {
     image_from "$SPIN_IMAGE" "$repo/spin-image/Dockerfile"
 }
 
-# image_from NAME DOCKERFILE: built by buildah from the repository root, imported into the node.
+# image_from NAME DOCKERFILE: built by buildah from the repository root and pushed to the
+# registry from inside the node's network namespace (where localhost:5000 is the registry).
+# A node that already has NAME (a second `up`) pulls it again, so the tag follows the new push.
 image_from() {
-    local archive="$CLUSTER_STATE/image.tar"
     "${BUILDAH[@]}" bud --quiet --platform wasi/wasm -f "$2" -t "$1" "$repo" >/dev/null
-    "${BUILDAH[@]}" push --quiet "$1" "oci-archive:$archive:$1"
-    "${CTR[@]}" images import --all-platforms "$archive" >/dev/null
-    rm -f "$archive"
+    in_net "${BUILDAH[@]}" push --quiet --tls-verify=false "$1" "docker://$1"
+    if "${CTR[@]}" images ls -q | grep -qxF "$1"; then
+        in_net "${CTR[@]}" images pull --plain-http --platform wasi/wasm "$1" >/dev/null
+    fi
+}
+
+start_registry() {
+    write_registry_config
+    # No tracing exporter: nothing collects traces on the node.
+    start registry env OTEL_TRACES_EXPORTER=none "$CLUSTER_BIN/registry" serve "$CONF/registry.yaml"
+    wait_for registry 30 in_node curl -sf "http://$REGISTRY_ADDR/v2/"
 }
 
 start_node() {
@@ -212,6 +223,7 @@ start_node() {
     install_wasm_runtime
     alive containerd || restart_containerd
     node_images
+    start_registry
     project_image
 
     save_kernel_tunables
@@ -294,7 +306,7 @@ cmd_down() {
 cmd_status() {
     local name rc=0
     for name in holder kine kube-apiserver forward kube-controller-manager kube-scheduler \
-        containerd kubelet kube-proxy; do
+        containerd registry kubelet kube-proxy; do
         if alive "$name"; then
             printf '%-24s running (pid %s)\n' "$name" "$(cat "$RUN/$name.pid")"
         else

@@ -10,12 +10,33 @@
 #   CONTAINERD_CONFIG containerd's config (default /etc/containerd/config.toml)
 #   BIN_DIR           where containerd finds shims on its PATH (default /usr/local/bin)
 #   RESTART           how to restart containerd (default: systemctl restart containerd)
+#   CGROUP_DRIVER     systemd or cgroupfs: the kubelet's cgroup driver, which the shim must use
+#                     too (default: what containerd's runc runtime in CONTAINERD_CONFIG uses,
+#                     SystemdCgroup = true -> systemd, otherwise cgroupfs)
 set -eu
 
 version="${SHIM_VERSION:-0.6.0}"
 config="${CONTAINERD_CONFIG:-/etc/containerd/config.toml}"
 bin_dir="${BIN_DIR:-/usr/local/bin}"
 restart="${RESTART:-systemctl restart containerd}"
+
+# The shim places pods' cgroups the way runc does: by the kubelet's driver, or the kubelet finds
+# no metrics for them (runwasi #864). A node's runc is already set to match its kubelet.
+driver="${CGROUP_DRIVER:-}"
+if [ -z "$driver" ]; then
+  if awk '/^[[:space:]]*\[/ { runc = index($0, "runtimes.runc.options]") > 0 }
+      runc && /^[[:space:]]*SystemdCgroup[[:space:]]*=[[:space:]]*true/ { found = 1 }
+      END { exit !found }' "$config" 2>/dev/null; then
+    driver=systemd
+  else
+    driver=cgroupfs
+  fi
+fi
+case "$driver" in
+  systemd) systemd_cgroup=true ;;
+  cgroupfs) systemd_cgroup=false ;;
+  *) echo "CGROUP_DRIVER must be systemd or cgroupfs, not '$driver'" >&2; exit 2 ;;
+esac
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -38,14 +59,17 @@ else
   plugin="io.containerd.grpc.v1.cri"
 fi
 if grep -Fq "containerd.runtimes.wasmtime]" "$config" 2>/dev/null; then
-  echo "containerd already has a wasmtime runtime in $config; left as it is"
+  # Nothing changed for containerd: no restart (it would disturb the running pods for nothing).
+  echo "containerd already has a wasmtime runtime in $config; left as it is, containerd not restarted"
 else
   # runtime_type io.containerd.wasmtime.v1 makes containerd run containerd-shim-wasmtime-v1.
   cat >> "$config" <<TOML
 
 [plugins."$plugin".containerd.runtimes.wasmtime]
   runtime_type = "io.containerd.wasmtime.v1"
+  [plugins."$plugin".containerd.runtimes.wasmtime.options]
+    SystemdCgroup = $systemd_cgroup
 TOML
-  echo "registered the wasmtime runtime in $config"
+  echo "registered the wasmtime runtime in $config (cgroup driver $driver)"
+  $restart
 fi
-$restart

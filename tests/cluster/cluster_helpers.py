@@ -36,7 +36,7 @@ def built_or_skip():
         pytest.skip("the cluster tests start a Kubernetes node (network namespace, mounts, "
                     "cgroups), so they need root, as CI has")
     keydir, _ = cluster_env()
-    parts = ["pause", "kubernetes", "containerd", "runc", "cni", "kine", "coredns"]
+    parts = ["pause", "kubernetes", "containerd", "runc", "cni", "kine", "coredns", "registry"]
     missing = [p for p in parts if not (keydir / "stamps" / p).exists()]
     if missing and os.environ.get("CLUSTER_BUILD") != "1":
         pytest.skip(f"cluster binaries not built ({', '.join(missing)} missing under {keydir}): "
