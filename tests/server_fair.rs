@@ -282,4 +282,16 @@ fn waiting_clients_are_served_in_turn() {
         most * 10 <= fewest * 13,
         "one client got {most} answers, another {fewest}: not served in turn ({counts:?})"
     );
+    // The turns were the server's: connections ended after their 4 answers.
+    let turns = counter(&replica, "visits_connections_turns_ended_total");
+    assert!(turns >= 1.0, "no turn ended");
+}
+
+fn counter(replica: &Replica, name: &str) -> f64 {
+    let metrics = replica.get("/metrics").body;
+    metrics
+        .lines()
+        .find(|line| line.starts_with(&format!("{name}{{")))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name}:\n{metrics}"))
 }
