@@ -277,9 +277,11 @@ fn waiting_clients_are_served_in_turn() {
     );
     // Turns, not timings, are asserted (a shared runner's scheduling shows in the waits;
     // the benchmark reports them): every client gets about as many answers as the others.
+    // Before issue 22 one client got 2.0-6.7 times another's answers; in turn, up to 1.29
+    // times in runs on a shared 2-core machine.
     let (fewest, most) = (*counts.iter().min().unwrap(), *counts.iter().max().unwrap());
     assert!(
-        most * 10 <= fewest * 13,
+        most * 10 <= fewest * 16,
         "one client got {most} answers, another {fewest}: not served in turn ({counts:?})"
     );
     // The turns were the server's: connections ended after their 4 answers.
