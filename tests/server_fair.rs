@@ -282,11 +282,12 @@ fn waiting_clients_are_served_in_turn() {
     );
     // Turns, not timings, are asserted (a shared runner's scheduling shows in the waits;
     // the benchmark reports them): every client gets about as many answers as the others.
-    // Before issue 22 one client got 2.1-3.2 times another's answers; in turn, at most 1.06
-    // times (8 runs each on a shared 2-core machine, the clients started together).
+    // Before issue 22 one client got 1.95-3.2 times another's answers (8 runs); in turn at
+    // most 1.06 times, and 1.24 once at a third of the usual rate (16 runs; release and debug
+    // clients, a shared 2-core machine).
     let (fewest, most) = (*counts.iter().min().unwrap(), *counts.iter().max().unwrap());
     assert!(
-        most * 10 <= fewest * 13,
+        most * 10 <= fewest * 15,
         "one client got {most} answers, another {fewest}: not served in turn ({counts:?})"
     );
     // The turns were the server's: connections ended after their 4 answers.
