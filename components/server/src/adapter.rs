@@ -38,9 +38,11 @@ pub fn service(
                 .request(route, parts.status.as_u16(), started.elapsed());
             // At the cap, ending a keep-alive connection that has had its turn lets a client
             // waiting for a slot in; its slot is given back as the answer ends.
-            let last = server.drain.closing()
-                || (server.registry.pressed() && tracker.had_its_turn())
-                || tracker.closing();
+            let turn_over = server.registry.pressed() && tracker.had_its_turn();
+            let last = server.drain.closing() || turn_over || tracker.closing();
+            if turn_over && !server.drain.closing() && !tracker.closing() {
+                server.stats.turn_ended();
+            }
             if last {
                 parts
                     .headers

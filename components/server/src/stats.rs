@@ -22,6 +22,7 @@ pub struct Stats {
     requests: RefCell<BTreeMap<(&'static str, u16), u64>>,
     durations: RefCell<BTreeMap<&'static str, Histogram>>,
     accept_failures: Cell<u64>,
+    turns_ended: Cell<u64>,
     batch_sizes: RefCell<Option<Histogram>>,
     commit_durations: RefCell<Option<Histogram>>,
     segments_sealed: Cell<u64>,
@@ -58,6 +59,11 @@ impl Stats {
 
     pub fn accept_failed(&self) {
         self.accept_failures.set(self.accept_failures.get() + 1);
+    }
+
+    /// A connection that had its turn at the cap ends with this answer, for a waiting client.
+    pub fn turn_ended(&self) {
+        self.turns_ended.set(self.turns_ended.get() + 1);
     }
 
     /// A group commit of `visits`, whose write (and sync) took `took`.
@@ -122,6 +128,13 @@ impl Stats {
             "counter",
             "Connections closed at the cap for a waiting client: idle, or sending their request head (slow_head) or taking their answer (slow_reader) under the minimum rate.",
             &shed,
+        );
+        sample(
+            out,
+            "visits_connections_turns_ended_total",
+            "counter",
+            "Connections answered with Connection: close at the cap, their turn (4 answers) had, so a waiting client gets the slot.",
+            &[(&pod_label, self.turns_ended.get())],
         );
         sample(
             out,
