@@ -38,11 +38,12 @@ pub fn service(
                 .request(route, parts.status.as_u16(), started.elapsed());
             // At the cap, ending a keep-alive connection that has had its turn lets a client
             // waiting for a slot in; its slot is given back as the answer ends.
-            let turn_over = server.registry.pressed() && tracker.had_its_turn();
-            let last = server.drain.closing() || turn_over || tracker.closing();
-            if turn_over && !server.drain.closing() && !tracker.closing() {
+            let closing = server.drain.closing() || tracker.closing();
+            let turn_over = !closing && server.registry.pressed() && tracker.had_its_turn();
+            if turn_over {
                 server.stats.turn_ended();
             }
+            let last = closing || turn_over;
             if last {
                 parts
                     .headers

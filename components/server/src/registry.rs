@@ -139,9 +139,7 @@ impl Registry {
     /// given back (or `recheck` passes, as a connection may have become idle since).
     pub async fn admit(self: &Rc<Self>, tracker: Rc<Tracker>, recheck: Duration) -> Registration {
         while !self.has_room() {
-            // While no connection is on its way out, answers end theirs to turn a slot over.
-            let coming = self.shed_least_progress();
-            self.newcomer_waiting.set(!coming);
+            self.make_room();
             // Woken by a slot given back, or after `recheck` to look for one to yield.
             let mut tick = std::pin::pin!(wstd::task::sleep(recheck.into()));
             poll_fn(|cx| {
@@ -175,11 +173,11 @@ impl Registry {
         }
     }
 
-    /// Descriptors ran out while a newcomer waits in the listen backlog (its accept failed):
-    /// as for one waiting at the cap, the connections making the least progress yield, or
-    /// those that have had their turn end with their next answer. Without this a replica full
-    /// of slow readers (each `/visits` stream holds the log open too) failed every accept
-    /// and closed nobody until the write deadline.
+    /// For a newcomer waiting at the cap, or in the listen backlog once descriptors ran out
+    /// (its accept failed): the connections making the least progress yield, or, while none
+    /// is on its way out, those that have had their turn end with their next answer. Without
+    /// it on a failed accept, a replica full of slow readers (each `/visits` stream holds the
+    /// log open too) closed nobody until an accept happened to succeed.
     pub fn make_room(&self) {
         let coming = self.shed_least_progress();
         self.newcomer_waiting.set(!coming);
