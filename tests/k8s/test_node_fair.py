@@ -29,7 +29,7 @@ from pathlib import Path
 
 from conftest import wait_until
 from test_node_bounds import PLANTED_LINES, ask, plant, planted_log, read_head
-from node_pods import http_get, node, pods  # noqa: F401 (fixtures)
+from node_pods import dechunk, http_get, node, pods  # noqa: F401 (fixtures)
 
 IDLE = 1000
 NEWCOMERS = 4
@@ -167,18 +167,6 @@ def test_newcomers_behind_1000_idle_connections_are_answered(pods):
     # newcomer) took the slot of an idle one.
     assert shed is not None and shed >= IDLE - 900 + NEWCOMERS, shed
     assert closed >= IDLE - 900, f"only {closed} idle connections were closed"
-
-
-def dechunk(data):
-    """A chunked body's bytes (the server sends no chunk extensions or trailers)."""
-    out, at = bytearray(), 0
-    while True:
-        end = data.index(b"\r\n", at)
-        size = int(data[at:end], 16)
-        if size == 0:
-            return bytes(out)
-        out += data[end + 2:end + 2 + size]
-        at = end + 2 + size + 2
 
 
 def steady_reader(address, result):
