@@ -27,7 +27,6 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import load
@@ -216,36 +215,45 @@ def step(args, report):
     report.append("|---|---|---|")
     out_dir = tempfile.mkdtemp(prefix="fair-")
     for host in hosts:
-        limit = f"{host.name}, fd 1024:1024"
-        r = idle_flood(host, wrk_seconds)
-        first = f"{r['first']:.2f} s" if r["first"] is not None else "none in 20 s"
-        report.append(f"| {host.name} | idle flood | 4 clients alone {r['alone']:,.0f}/s; behind 1 000 idle: "
-                      f"first answer {first}, {r['behind']:,.0f}/s ({r['ratio']:.2f}×) |")
-        CHECKS.append((f"{limit}: behind 1 000 idle connections a newcomer's first answer ≤ 1 s", first,
-                       r["first"] is not None and r["first"] <= 1))
-        CHECKS.append((f"{limit}: 4 newcomers behind 1 000 idle connections ≥ 0.8× their rate alone",
-                       f"{r['ratio']:.2f}×", r["ratio"] >= 0.8))
-        print(f"  {host.name} idle flood: {r}", flush=True)
-        for connections in (1024, 1100):
-            r = closed_loop(host, connections, wrk_seconds)
-            report.append(f"| {host.name} | closed loop, {connections:,} connections on `/` | {r['rps']:,.0f}/s, "
-                          f"{r['non_2xx']} non-2xx, {r['socket_errors']} socket errors ({r['timeouts']} timeouts), "
-                          f"p99 {r['p99']:.0f} ms; connections ÷ rate {r['fair_ms']:.1f} ms, p99 {r['ratio']:.1f}× "
-                          "that |")
-            CHECKS.append((f"{limit}: {connections:,} closed-loop connections: 0 non-2xx, 0 timeouts, "
-                           "p99 ≤ 4 × connections ÷ rate",
-                           f"{r['non_2xx']} non-2xx, {r['timeouts']} timeouts, p99 {r['ratio']:.1f}×",
-                           r["non_2xx"] == 0 and r["timeouts"] == 0 and r["ratio"] <= 4))
-            print(f"  {host.name} closed loop {connections}: {r}", flush=True)
-        for kind in ("slowloris", "slow read"):
-            r = slowhttptest(host, kind, slow_seconds, out_dir)
-            report.append(f"| {host.name} | slowhttptest {kind} | available {r['available']} of {r['seconds']} s "
-                          f"({r['share']:.0%}); {spans(r['down'])} |")
-            CHECKS.append((f"{limit}: slowhttptest {kind}, 1 000 connections: service available ≥ 95% of the "
-                           "seconds", f"{r['share']:.0%}", r["share"] >= 0.95))
-            print(f"  {host.name} slowhttptest {kind}: {r['available']} of {r['seconds']} s", flush=True)
+        for test, text, checks, _ in measured(host, ("idle", "closed", "slow"), wrk_seconds, slow_seconds, out_dir):
+            report.append(f"| {host.name} | {test} | {text} |")
+            CHECKS.extend(checks)
+            print(f"  {host.name} {test}: {text}", flush=True)
     shutil.rmtree(out_dir, ignore_errors=True)
     report.append("")
+
+
+def measured(host, only, wrk_seconds, slow_seconds, out_dir):
+    """Runs the figures named in `only` on `host`: for each, the test, what was measured, its
+    targets as `CHECKS` rows, and the slowhttptest CSV (or None)."""
+    limit = f"{host.name}, fd 1024:1024"
+    if "idle" in only:
+        r = idle_flood(host, wrk_seconds)
+        first = f"{r['first']:.2f} s" if r["first"] is not None else "none in 20 s"
+        yield ("idle flood", f"4 clients alone {r['alone']:,.0f}/s; behind 1 000 idle: first answer {first}, "
+               f"{r['behind']:,.0f}/s ({r['ratio']:.2f}×)",
+               [(f"{limit}: behind 1 000 idle connections a newcomer's first answer ≤ 1 s", first,
+                 r["first"] is not None and r["first"] <= 1),
+                (f"{limit}: 4 newcomers behind 1 000 idle connections ≥ 0.8× their rate alone",
+                 f"{r['ratio']:.2f}×", r["ratio"] >= 0.8)], None)
+    if "closed" in only:
+        for connections in (1024, 1100):
+            r = closed_loop(host, connections, wrk_seconds)
+            yield (f"closed loop, {connections:,} connections on `/`",
+                   f"{r['rps']:,.0f}/s, {r['non_2xx']} non-2xx, {r['socket_errors']} socket errors "
+                   f"({r['timeouts']} timeouts), p99 {r['p99']:.0f} ms; connections ÷ rate {r['fair_ms']:.1f} ms, "
+                   f"p99 {r['ratio']:.1f}× that",
+                   [(f"{limit}: {connections:,} closed-loop connections: 0 non-2xx, 0 timeouts, "
+                     "p99 ≤ 4 × connections ÷ rate",
+                     f"{r['non_2xx']} non-2xx, {r['timeouts']} timeouts, p99 {r['ratio']:.1f}×",
+                     r["non_2xx"] == 0 and r["timeouts"] == 0 and r["ratio"] <= 4)], None)
+    if "slow" in only:
+        for kind in ("slowloris", "slow read"):
+            r = slowhttptest(host, kind, slow_seconds, out_dir)
+            yield (f"slowhttptest {kind}", f"available {r['available']} of {r['seconds']} s ({r['share']:.0%}); "
+                   f"{spans(r['down'])}",
+                   [(f"{limit}: slowhttptest {kind}, 1 000 connections: service available ≥ 95% of the "
+                     "seconds", f"{r['share']:.0%}", r["share"] >= 0.95)], r["csv"])
 
 
 def main():
@@ -269,23 +277,8 @@ def main():
     out_dir = tempfile.mkdtemp(prefix="fair-")
     print(f"load average before: {os.getloadavg()}", flush=True)
     for host in hosts:
-        name = host.name
-        if "idle" in only:
-            r = idle_flood(host, args.wrk_seconds)
-            first = f"{r['first']:.2f} s" if r["first"] is not None else "none in 20 s"
-            print(f"| {name} | idle flood | 4 clients alone {r['alone']:,.0f}/s; behind 1 000 idle: first answer "
-                  f"{first}, {r['behind']:,.0f}/s ({r['ratio']:.2f}x) |", flush=True)
-        if "closed" in only:
-            for connections in (1024, 1100):
-                r = closed_loop(host, connections, args.wrk_seconds)
-                print(f"| {name} | closed loop {connections} on / | {r['rps']:,.0f}/s, {r['non_2xx']} non-2xx, "
-                      f"{r['socket_errors']} socket errors ({r['timeouts']} timeouts), p99 {r['p99']:.0f} ms, "
-                      f"connections ÷ rate {r['fair_ms']:.1f} ms, p99 {r['ratio']:.1f}x that |", flush=True)
-        if "slow" in only:
-            for kind in ("slowloris", "slow read"):
-                r = slowhttptest(host, kind, args.seconds, out_dir)
-                print(f"| {name} | slowhttptest {kind} | available {r['available']} of {r['seconds']} s "
-                      f"({r['share']:.0%}), {spans(r['down'])}; CSV {r['csv']} |", flush=True)
+        for test, text, _, csv_path in measured(host, only, args.wrk_seconds, args.seconds, out_dir):
+            print(f"| {host.name} | {test} | {text}" + (f"; CSV {csv_path}" if csv_path else "") + " |", flush=True)
     print(f"load average after: {os.getloadavg()}", flush=True)
 
 
