@@ -9,8 +9,8 @@ need_test_tools
 
 say "cargo fmt --check"
 cargo fmt --all -- --check
-say "vendor/wstd-0.6.8.patch matches vendor/wstd"
-scripts/wstd-patch.sh --check
+say "vendor/*.patch match vendor/ (wstd, hyper)"
+scripts/vendor-patch.sh --check
 say "cargo clippy (host, all targets)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 say "cargo clippy (wasm32-wasip2 components)"

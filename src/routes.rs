@@ -15,7 +15,7 @@ use crate::record;
 use crate::store::VisitStore;
 use crate::visit_log::{LogError, VisitLog};
 use chrono::{DateTime, FixedOffset};
-use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 
 pub const SERVED_BY: &str = "x-served-by";
@@ -347,12 +347,20 @@ fn respond(
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    // Every answer reflects live state; `/` in particular must be a visit on each reload.
+    headers.extend(promised_headers(pod));
+    response
+}
+
+/// The headers README promises on every answer, for the entries to add to what they answer
+/// without the handler (the server's HTTP parser refusing a malformed request, its admin
+/// port). Every answer reflects live state; `/` in particular must be a visit on each reload.
+pub fn promised_headers(pod: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(value) = HeaderValue::from_str(pod) {
         headers.insert(SERVED_BY, value);
     }
-    response
+    headers
 }
 
 #[cfg(test)]

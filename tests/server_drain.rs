@@ -73,6 +73,7 @@ fn a_drained_server_exits_0_and_a_fresh_start_serves_the_same_log() {
     }
     let drained = common::http_request("GET", &format!("http://{admin}/drain"), &[]);
     assert_eq!(drained.status, 200, "{}", drained.body);
+    drained.assert_promised_headers("GET /drain", "visits-0");
     assert!(
         drained.body.starts_with("drained: 0 requests in flight"),
         "{}",

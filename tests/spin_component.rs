@@ -1,7 +1,8 @@
-//! The Spin component on `wasmtime serve`: every answer carries the promised headers, on
-//! every route and every error path it can reach; and a listing whose log fails to read
-//! half-way ends as an error the client sees (the chunked body is cut without its last
-//! chunk), never as a well-formed, truncated 200.
+//! The Spin component on `wasmtime serve`: every answer on the error paths only it has (a
+//! missing or read-only directory, a store it cannot serve, a full volume) carries the
+//! promised headers (every route, both components: tests/promised_headers.rs); and a listing
+//! whose log fails to read half-way ends as an error the client sees (the chunked body is cut
+//! without its last chunk), never as a well-formed, truncated 200.
 //!
 //! The failing log is real: an ext2 image on a loop device whose capacity is cut below the
 //! log's middle after its last 70 KB were read into the page cache, so opening the log and
@@ -10,75 +11,9 @@
 mod common;
 
 use common::{Artefact, Mount, ReplicaSpec};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-fn assert_promised_headers(reply: &common::Reply, what: &str, pod: &str) {
-    assert_eq!(reply.header("x-served-by"), pod, "{what}: {reply:?}");
-    assert_eq!(
-        reply.header("cache-control"),
-        "no-store",
-        "{what}: {reply:?}"
-    );
-}
-
-/// Method, path, request headers, expected status.
-type Case = (
-    &'static str,
-    &'static str,
-    &'static [(&'static str, &'static str)],
-    u16,
-);
-
-#[test]
-fn every_answer_carries_the_promised_headers() {
-    let claim = tempfile::tempdir().unwrap();
-    let replica = ReplicaSpec::new(Artefact::Spin, claim.path(), "visits-7").start();
-    let cases: &[Case] = &[
-        ("GET", "/", &[], 200),
-        ("GET", "/visits", &[], 200),
-        ("GET", "/visits?tail=1", &[], 200),
-        ("GET", "/visits?format=json", &[], 200),
-        ("GET", "/visits", &[("accept", "application/json")], 200),
-        ("HEAD", "/visits", &[], 200),
-        ("GET", "/visits?tail=-1", &[], 400),
-        ("GET", "/visits/all", &[], 200),
-        ("GET", "/visits/all?format=json", &[], 200),
-        ("GET", "/visits/all?tail=x", &[], 400),
-        ("GET", "/healthz", &[], 200),
-        ("GET", "/readyz", &[], 200),
-        ("GET", "/metrics", &[], 200),
-        ("GET", "/nope", &[], 404),
-        ("POST", "/", &[], 405),
-        ("HEAD", "/", &[], 405),
-        ("DELETE", "/visits", &[], 405),
-        ("FOO", "/healthz", &[], 405),
-    ];
-    for (method, path, headers, status) in cases {
-        let reply = replica.request(method, path, headers);
-        assert_eq!(reply.status, *status, "{method} {path}: {reply:?}");
-        assert_promised_headers(&reply, &format!("{method} {path}"), "visits-7");
-    }
-    for body in [
-        "Content-Length: 3\r\n\r\nabc",
-        "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-    ] {
-        let request = format!("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{body}");
-        let reply = raw_request(&replica.addr, &request);
-        assert_eq!(reply.status, 400, "a body: {reply:?}");
-        assert_promised_headers(&reply, "GET / with a body", "visits-7");
-    }
-    // The entry point's own refusal (a request `http` cannot represent) is built by the same
-    // `routes::text`; hyper under wasmtime serve rejects such requests before the component.
-    assert_eq!(
-        common::log_lines(claim.path()).len(),
-        1,
-        "only GET / recorded a visit"
-    );
-}
 
 #[test]
 fn every_error_answer_carries_the_promised_headers() {
@@ -98,7 +33,7 @@ fn every_error_answer_carries_the_promised_headers() {
         let reply = missing.get(path);
         assert_eq!(reply.status, 503, "{path}: {reply:?}");
         assert!(reply.body.contains("does not exist"), "{path}: {reply:?}");
-        assert_promised_headers(&reply, path, pod);
+        reply.assert_promised_headers(path, pod);
     }
     drop(missing);
     // A setting this build cannot honour, or no setting at all: 503 with the reason, on
@@ -112,7 +47,7 @@ fn every_error_answer_carries_the_promised_headers() {
             let reply = replica.get(path);
             assert_eq!(reply.status, 503, "VISIT_STORE={value} {path}: {reply:?}");
             assert!(reply.body.contains(reason), "{value} {path}: {reply:?}");
-            assert_promised_headers(&reply, path, pod);
+            reply.assert_promised_headers(path, pod);
         }
     }
     // A read-only volume (what Spin's shim gives): 503.
@@ -122,7 +57,7 @@ fn every_error_answer_carries_the_promised_headers() {
     for path in ["/", "/readyz"] {
         let reply = replica.get(path);
         assert_eq!(reply.status, 503, "{path}: {reply:?}");
-        assert_promised_headers(&reply, path, pod);
+        reply.assert_promised_headers(path, pod);
     }
     drop(replica);
     // A full volume: 507.
@@ -134,7 +69,7 @@ fn every_error_answer_carries_the_promised_headers() {
         .find(|reply| reply.status != 200)
         .expect("a 16k volume fills up");
     assert_eq!(reply.status, 507, "{reply:?}");
-    assert_promised_headers(&reply, "/ on a full volume", pod);
+    reply.assert_promised_headers("/ on a full volume", pod);
 }
 
 /// A log whose middle cannot be read: see the file's comment.
@@ -220,48 +155,13 @@ fn run(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
-/// The raw bytes of an HTTP/1.1 exchange on a fresh connection, until the server closes it.
-fn raw_exchange(addr: &str, request: &str) -> Vec<u8> {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut bytes = Vec::new();
-    // A reset after a cut body is an end like any other here.
-    let _ = stream.read_to_end(&mut bytes);
-    bytes
-}
-
-fn raw_request(addr: &str, request: &str) -> common::Reply {
-    let bytes = raw_exchange(addr, request);
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut response = httparse::Response::new(&mut headers);
-    let head_len = match response.parse(&bytes).unwrap() {
-        httparse::Status::Complete(len) => len,
-        httparse::Status::Partial => panic!("no whole answer: {bytes:?}"),
-    };
-    let mut map = http::HeaderMap::new();
-    for header in response.headers.iter() {
-        map.append(
-            http::HeaderName::from_bytes(header.name.as_bytes()).unwrap(),
-            http::HeaderValue::from_bytes(header.value).unwrap(),
-        );
-    }
-    common::Reply {
-        status: response.code.unwrap(),
-        headers: map,
-        body: String::from_utf8_lossy(&bytes[head_len..]).into_owned(),
-    }
-}
-
 #[test]
 fn a_listing_that_fails_half_way_is_cut_not_finished() {
     let log = FailingLog::new(300_000);
     let replica = ReplicaSpec::new(Artefact::Spin, &log.mount(), "visits-9").start();
-    let bytes = raw_exchange(
+    let bytes = common::raw::exchange(
         &replica.addr,
-        "GET /visits HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /visits HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     let text = String::from_utf8_lossy(&bytes);
     let head_end = text.find("\r\n\r\n").expect("an answer head");

@@ -2,6 +2,8 @@
 //! free loopback port with a real data directory, and kills it on drop.
 #![allow(dead_code, unused_macros)] // each test binary uses its own part of the harness
 
+pub mod raw;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -321,6 +323,12 @@ impl Reply {
             .get(name)
             .and_then(|value| value.to_str().ok())
             .unwrap_or("")
+    }
+
+    /// README's promise for every answer: `x-served-by: <pod>` and `Cache-Control: no-store`.
+    pub fn assert_promised_headers(&self, what: &str, pod: &str) {
+        assert_eq!(self.header("x-served-by"), pod, "{what}: {self:?}");
+        assert_eq!(self.header("cache-control"), "no-store", "{what}: {self:?}");
     }
 }
 

@@ -98,8 +98,9 @@ pub async fn run(server: Rc<Server>, listener: Listener) {
         // While draining, a new connection still gets its answer, with `Connection: close`.
         let registration = Rc::new(registry.admit(tracker.clone(), RECHECK).await);
         let service = adapter::service(server.clone(), tracker.clone(), registration.clone());
+        let promised = server.promised_headers.clone();
         wstd::runtime::spawn(async move {
-            http1::serve(Connection::new(stream, tracker), service).await;
+            http1::serve(Connection::new(stream, tracker), service, promised).await;
             drop(registration);
         })
         .detach();

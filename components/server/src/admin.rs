@@ -44,6 +44,7 @@ pub async fn run(server: Rc<Server>, listener: Listener) {
         let tracker = Tracker::new(TIMEOUTS);
         let connection = Connection::new(stream, tracker.clone());
         let server = server.clone();
+        let promised = server.promised_headers.clone();
         wstd::runtime::spawn(async move {
             let drained = Rc::new(Cell::new(false));
             let service = {
@@ -55,7 +56,7 @@ pub async fn run(server: Rc<Server>, listener: Listener) {
                     async move { Ok::<_, Infallible>(answer(&server, &request, &drained).await) }
                 })
             };
-            http1::serve(connection, service).await;
+            http1::serve(connection, service, promised).await;
             if drained.get() {
                 exit();
             }
@@ -90,6 +91,12 @@ async fn answer(
     };
     let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.extend(server.promised_headers.clone());
     if drained.get() {
         response.headers_mut().insert(
             http::header::CONNECTION,

@@ -1,9 +1,12 @@
 //! The one connection setup of both ports (service and admin): hyper's HTTP/1.1 server over
 //! a [`Connection`], which enforces its deadlines itself, so hyper's own header-read timer is
-//! off.
+//! off. hyper answers a request it cannot parse (400, 414, 431) itself, before any service
+//! runs; with `error_response_headers` (our patch, vendor/hyper/PATCHED.md) those answers
+//! carry the promised headers too.
 
 use crate::connection::Connection;
 use crate::timer::WstdTimer;
+use http::HeaderMap;
 use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::HttpService;
@@ -13,7 +16,7 @@ type BoxError = Box<dyn Error + Send + Sync>;
 
 /// Serves `connection` until it ends; an error other than a client hanging up mid-request
 /// is logged. Says whether the connection ended cleanly.
-pub async fn serve<S, B>(connection: Connection, service: S) -> bool
+pub async fn serve<S, B>(connection: Connection, service: S, promised: HeaderMap) -> bool
 where
     S: HttpService<Incoming, ResBody = B>,
     S::Error: Into<BoxError>,
@@ -23,6 +26,7 @@ where
     let served = http1::Builder::new()
         .timer(WstdTimer)
         .header_read_timeout(None)
+        .error_response_headers(promised)
         .serve_connection(connection, service)
         .await;
     match served {

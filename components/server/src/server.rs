@@ -12,6 +12,7 @@ use crate::peer_cache::PeerCache;
 use crate::presence::Watch;
 use crate::registry::Registry;
 use crate::stats::Stats;
+use http::HeaderMap;
 use spin_visits::server_config::ServerConfig;
 use spin_visits::App;
 use std::rc::Rc;
@@ -26,6 +27,8 @@ pub struct Server {
     pub watch: Rc<Watch>,
     pub requests: Requests,
     pub timeouts: Timeouts,
+    /// What every answer carries, the ones the handler does not make included.
+    pub promised_headers: HeaderMap,
 }
 
 impl Server {
@@ -36,7 +39,9 @@ impl Server {
         // batch at a time: the log is held open, and the handler's probes share it.
         app.log = app.log.sole_writer();
         let stats = Rc::new(Stats::default());
+        let promised_headers = spin_visits::routes::promised_headers(&app.config.pod_name);
         Rc::new(Self {
+            promised_headers,
             committer: Committer::new(app.log.clone(), stats.clone()),
             stats,
             peer_cache: PeerCache::new(config.peer_service.clone(), config.peer_cache),

@@ -4,6 +4,8 @@ use std::future::Future;
 use std::io;
 use std::marker::{PhantomData, Unpin};
 use std::pin::Pin;
+#[cfg(feature = "server")]
+use std::sync::Arc;
 use std::task::{Context, Poll};
 #[cfg(feature = "server")]
 use std::time::Duration;
@@ -68,6 +70,8 @@ where
                 #[cfg(feature = "server")]
                 date_header: true,
                 #[cfg(feature = "server")]
+                error_response_headers: None,
+                #[cfg(feature = "server")]
                 timer: Time::Empty,
                 preserve_header_case: false,
                 #[cfg(feature = "ffi")]
@@ -122,6 +126,11 @@ where
 
     pub(crate) fn set_title_case_headers(&mut self) {
         self.state.title_case_headers = true;
+    }
+
+    #[cfg(feature = "server")]
+    pub(crate) fn set_error_response_headers(&mut self, headers: Arc<HeaderMap>) {
+        self.state.error_response_headers = Some(headers);
     }
 
     pub(crate) fn set_preserve_header_case(&mut self) {
@@ -838,7 +847,11 @@ where
             if self.has_h2_prefix() {
                 return Err(crate::Error::new_version_h2());
             }
-            if let Some(msg) = T::on_error(&err) {
+            if let Some(mut msg) = T::on_error(&err) {
+                #[cfg(feature = "server")]
+                if let Some(headers) = &self.state.error_response_headers {
+                    msg.headers.extend(headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
                 // Drop the cached headers so as to not trigger a debug
                 // assert in `write_head`...
                 self.state.cached_headers.take();
@@ -961,6 +974,9 @@ struct State {
     h1_header_read_timeout_running: bool,
     #[cfg(feature = "server")]
     date_header: bool,
+    /// Added to the automatic response to a request that cannot be parsed.
+    #[cfg(feature = "server")]
+    error_response_headers: Option<Arc<HeaderMap>>,
     #[cfg(feature = "server")]
     timer: Time,
     preserve_header_case: bool,

@@ -12,6 +12,7 @@ use crate::rt::{Read, Write};
 use crate::upgrade::Upgraded;
 use bytes::Bytes;
 use futures_core::ready;
+use http::HeaderMap;
 use httparse::ParserConfig;
 
 use crate::body::{Body, Incoming as IncomingBody};
@@ -83,6 +84,7 @@ pub struct Builder {
     max_buf_size: Option<usize>,
     pipeline_flush: bool,
     date_header: bool,
+    error_response_headers: Option<Arc<HeaderMap>>,
 }
 
 /// Deconstructed parts of a `Connection`.
@@ -255,6 +257,7 @@ impl Builder {
             max_buf_size: None,
             pipeline_flush: false,
             date_header: true,
+            error_response_headers: None,
         }
     }
     /// Set whether HTTP/1 connections should support half-closures.
@@ -275,6 +278,15 @@ impl Builder {
     /// Default is `true`.
     pub fn keep_alive(&mut self, val: bool) -> &mut Self {
         self.h1_keep_alive = val;
+        self
+    }
+
+    /// Set headers to add to the responses hyper writes itself when a request
+    /// cannot be parsed (400, 414 and 431), before any service sees it.
+    ///
+    /// Default is none.
+    pub fn error_response_headers(&mut self, headers: HeaderMap) -> &mut Self {
+        self.error_response_headers = Some(Arc::new(headers));
         self
     }
 
@@ -486,6 +498,9 @@ impl Builder {
         }
         if self.h1_title_case_headers {
             conn.set_title_case_headers();
+        }
+        if let Some(headers) = &self.error_response_headers {
+            conn.set_error_response_headers(headers.clone());
         }
         if self.h1_preserve_header_case {
             conn.set_preserve_header_case();
