@@ -2,7 +2,15 @@
 //! free loopback port with a real data directory, and kills it on drop.
 #![allow(dead_code, unused_macros)] // each test binary uses its own part of the harness
 
+mod claim;
+mod client;
 pub mod raw;
+
+// Re-exported whole so tests name them `common::…`; a test binary may use neither.
+#[allow(unused_imports)]
+pub use claim::*;
+#[allow(unused_imports)]
+pub use client::*;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -309,65 +317,6 @@ fn bound_address(line: &str) -> Option<String> {
     )
 }
 
-/// An HTTP answer, read whole.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: http::HeaderMap,
-    pub body: String,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("")
-    }
-
-    /// README's promise for every answer: `x-served-by: <pod>` and `Cache-Control: no-store`.
-    pub fn assert_promised_headers(&self, what: &str, pod: &str) {
-        assert_eq!(self.header("x-served-by"), pod, "{what}: {self:?}");
-        assert_eq!(self.header("cache-control"), "no-store", "{what}: {self:?}");
-    }
-}
-
-pub fn agent() -> &'static ureq::Agent {
-    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
-    AGENT.get_or_init(|| {
-        ureq::Agent::new_with_config(
-            ureq::config::Config::builder()
-                .http_status_as_error(false)
-                .allow_non_standard_methods(true)
-                .timeout_global(Some(Duration::from_secs(60)))
-                .build(),
-        )
-    })
-}
-
-pub fn http_request(method: &str, url: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut request = http::Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let mut response = agent()
-        .run(request.body(()).unwrap())
-        .unwrap_or_else(|err| panic!("{method} {url}: {err}"));
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(u64::MAX)
-        .read_to_string()
-        .unwrap_or_else(|err| panic!("{method} {url}: reading the body: {err}"));
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
 /// The test process's own open-file limit, (soft, hard), from /proc/self/limits.
 pub fn own_nofile() -> (u64, u64) {
     let limits = std::fs::read_to_string("/proc/self/limits").expect("/proc/self/limits");
@@ -399,142 +348,4 @@ pub fn ensure_own_nofile(wanted: u64) {
          and `prlimit --pid` could not raise it ({output:?}): run it as root, as CI does, or \
          with `ulimit -n {wanted}`"
     );
-}
-
-/// The log file of a claim, split into lines (the last, newline-terminated, yields no
-/// empty element).
-pub fn log_lines(claim: &Path) -> Vec<String> {
-    match std::fs::read_to_string(claim.join("visits.txt")) {
-        Ok(text) => text.lines().map(str::to_owned).collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// Lines of a planted big log: 24 MB, several times what the kernel buffers for one loopback
-/// connection (a reader that stops keeps the 128 KiB default receive buffer, the sender's
-/// buffer grows to at most `net.ipv4.tcp_wmem`'s 4 MiB), so a reader that stops does stall
-/// the server's writes.
-pub const PLANTED_LINES: usize = 727_272;
-
-/// Writes a valid log of [`PLANTED_LINES`] distinct 33-byte records (about 12 minutes of
-/// visits) into the claim's `visits.txt`, and returns its bytes.
-pub fn plant_log(claim: &Path) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut log = Vec::with_capacity(PLANTED_LINES * 33);
-    for i in 0..PLANTED_LINES as u64 {
-        let micros = i * 1_009;
-        let (seconds, micros) = (micros / 1_000_000, micros % 1_000_000);
-        writeln!(
-            log,
-            "2023-11-18 17:{:02}:{:02}.{micros:06}+03:00",
-            seconds / 60,
-            seconds % 60
-        )
-        .unwrap();
-    }
-    assert!(is_record(std::str::from_utf8(&log[..32]).unwrap()));
-    assert_eq!(log.len(), PLANTED_LINES * 33);
-    std::fs::write(claim.join("visits.txt"), &log).unwrap();
-    log
-}
-
-/// Whether a line is a record exactly as the seed app wrote it.
-pub fn is_record(line: &str) -> bool {
-    chrono::DateTime::parse_from_str(line, "%Y-%m-%d %H:%M:%S%.6f%:z")
-        .is_ok_and(|time| time.offset().local_minus_utc() == 3 * 3600)
-        && line.len() == 32
-}
-
-/// Like [`http_request`], but a refused or reset connection is an `Err`, not a panic (for
-/// runtimes that are being killed).
-pub fn try_request(agent: &ureq::Agent, url: &str) -> Result<Reply, String> {
-    let mut response = agent.get(url).call().map_err(|err| err.to_string())?;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response
-        .body_mut()
-        .read_to_string()
-        .map_err(|err| err.to_string())?;
-    Ok(Reply {
-        status,
-        headers,
-        body,
-    })
-}
-
-/// An agent of its own: one connection per host, as one load-generator connection.
-pub fn own_agent() -> ureq::Agent {
-    ureq::Agent::new_with_config(
-        ureq::config::Config::builder()
-            .http_status_as_error(false)
-            .max_idle_connections_per_host(1)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build(),
-    )
-}
-
-/// The count a visit page showed.
-pub fn shown_count(page: &str) -> u64 {
-    let start = page
-        .find(r#"id="visit-count">"#)
-        .expect("the page shows a count")
-        + 17;
-    let end = start + page[start..].find('<').unwrap();
-    page[start..end].parse().unwrap()
-}
-
-/// The Moscow time a visit page showed.
-pub fn shown_time(page: &str) -> String {
-    let start = page.find(r#"datetime=""#).expect("the page shows a time") + 10;
-    page[start..start + 32].to_string()
-}
-
-/// A filesystem mounted for one test (needs root, as CI has); unmounted on drop.
-pub struct Mount {
-    pub path: PathBuf,
-}
-
-impl Mount {
-    /// A tmpfs of `size` (e.g. "16k"): a volume that fills up.
-    pub fn tmpfs(path: &Path, size: &str) -> Mount {
-        std::fs::create_dir_all(path).unwrap();
-        run_mount(
-            &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"],
-            path,
-        );
-        Mount {
-            path: path.to_owned(),
-        }
-    }
-
-    /// `source` seen read-only at `path`, as Spin's shim mounts files.
-    pub fn read_only_view(source: &Path, path: &Path) -> Mount {
-        std::fs::create_dir_all(path).unwrap();
-        run_mount(&["--bind", source.to_str().unwrap()], path);
-        let mount = Mount {
-            path: path.to_owned(),
-        };
-        run_mount(&["-o", "remount,bind,ro"], path);
-        mount
-    }
-}
-
-fn run_mount(args: &[&str], path: &Path) {
-    let output = Command::new("mount")
-        .args(args)
-        .arg(path)
-        .output()
-        .expect("mount runs");
-    assert!(
-        output.status.success(),
-        "mount {args:?} {} failed (these tests need root, as CI runs): {}",
-        path.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.path).status();
-    }
 }
