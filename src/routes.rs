@@ -347,20 +347,25 @@ fn respond(
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.extend(promised_headers(pod));
+    add_promised_headers(headers, pod);
     response
 }
 
 /// The headers README promises on every answer, for the entries to add to what they answer
 /// without the handler (the server's HTTP parser refusing a malformed request, its admin
-/// port). Every answer reflects live state; `/` in particular must be a visit on each reload.
+/// port).
 pub fn promised_headers(pod: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
+    add_promised_headers(&mut headers, pod);
+    headers
+}
+
+/// Every answer reflects live state; `/` in particular must be a visit on each reload.
+fn add_promised_headers(headers: &mut HeaderMap, pod: &str) {
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(value) = HeaderValue::from_str(pod) {
         headers.insert(SERVED_BY, value);
     }
-    headers
 }
 
 #[cfg(test)]
