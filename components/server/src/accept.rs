@@ -11,7 +11,6 @@
 
 use crate::adapter;
 use crate::connection::{Connection, Tracker};
-use crate::http1;
 use crate::listener::{AcceptError, Listener};
 use crate::server::Server;
 use std::cell::Cell;
@@ -98,9 +97,11 @@ pub async fn run(server: Rc<Server>, listener: Listener) {
         // While draining, a new connection still gets its answer, with `Connection: close`.
         let registration = Rc::new(registry.admit(tracker.clone(), RECHECK).await);
         let service = adapter::service(server.clone(), tracker.clone(), registration.clone());
-        let promised = server.promised_headers.clone();
+        let serving = server
+            .http1
+            .serve(Connection::new(stream, tracker), service);
         wstd::runtime::spawn(async move {
-            http1::serve(Connection::new(stream, tracker), service, promised).await;
+            serving.await;
             drop(registration);
         })
         .detach();

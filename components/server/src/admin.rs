@@ -4,7 +4,6 @@
 
 use crate::accept::Backoff;
 use crate::connection::{Connection, Timeouts, Tracker};
-use crate::http1;
 use crate::listener::{AcceptError, Listener};
 use crate::server::Server;
 use bytes::Bytes;
@@ -43,20 +42,19 @@ pub async fn run(server: Rc<Server>, listener: Listener) {
         backoff.reset();
         let tracker = Tracker::new(TIMEOUTS);
         let connection = Connection::new(stream, tracker.clone());
-        let server = server.clone();
-        let promised = server.promised_headers.clone();
+        let drained = Rc::new(Cell::new(false));
+        let service = {
+            let (server, drained) = (server.clone(), drained.clone());
+            service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                // A drain takes as long as it takes: no header-read deadline while it runs.
+                tracker.answering();
+                let (server, drained) = (server.clone(), drained.clone());
+                async move { Ok::<_, Infallible>(answer(&server, &request, &drained).await) }
+            })
+        };
+        let serving = server.http1.serve(connection, service);
         wstd::runtime::spawn(async move {
-            let drained = Rc::new(Cell::new(false));
-            let service = {
-                let drained = drained.clone();
-                service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                    // A drain takes as long as it takes: no header-read deadline while it runs.
-                    tracker.answering();
-                    let (server, drained) = (server.clone(), drained.clone());
-                    async move { Ok::<_, Infallible>(answer(&server, &request, &drained).await) }
-                })
-            };
-            http1::serve(connection, service, promised).await;
+            serving.await;
             if drained.get() {
                 exit();
             }

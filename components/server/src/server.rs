@@ -7,6 +7,7 @@ use crate::commit::Committer;
 use crate::connection::Timeouts;
 use crate::drain::Drain;
 use crate::host::ServerHost;
+use crate::http1::Http1;
 use crate::in_flight::Requests;
 use crate::peer_cache::PeerCache;
 use crate::presence::Watch;
@@ -29,6 +30,8 @@ pub struct Server {
     pub timeouts: Timeouts,
     /// What every answer carries, the ones the handler does not make included.
     pub promised_headers: HeaderMap,
+    /// The connection setup of both ports.
+    pub http1: Http1,
 }
 
 impl Server {
@@ -41,6 +44,7 @@ impl Server {
         let stats = Rc::new(Stats::default());
         let promised_headers = spin_visits::routes::promised_headers(&app.config.pod_name);
         Rc::new(Self {
+            http1: Http1::new(promised_headers.clone()),
             promised_headers,
             committer: Committer::new(app.log.clone(), stats.clone()),
             stats,
