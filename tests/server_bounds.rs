@@ -18,8 +18,8 @@
 mod common;
 
 use common::{
-    ensure_own_nofile, is_record, log_lines, plant_log, shown_count, shown_time, Artefact, Replica,
-    ReplicaSpec, PLANTED_LINES,
+    ensure_own_nofile, is_record, log_lines, metric, plant_log, shown_count, shown_time, Artefact,
+    Replica, ReplicaSpec, PLANTED_LINES,
 };
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
@@ -586,20 +586,6 @@ fn a_slow_reader_gets_the_whole_log_past_the_idle_and_write_timeouts() {
 }
 
 // ---- 3. the cluster view's requests share their asks to the peers ----
-
-/// The value of the sample `name{labels…}` in a /metrics text: the sample named `name` whose
-/// labels include every one of `labels` (`pod="visits-0"`, say).
-fn metric(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
-        let (found, value) = rest.split_once("} ")?;
-        let found: BTreeSet<&str> = found.split(',').collect();
-        labels
-            .iter()
-            .all(|label| found.contains(label))
-            .then(|| value.trim().parse().ok())?
-    })
-}
 
 /// `visits_http_requests_total{pod,route="/visits",code="200"}` from a replica's /metrics:
 /// the asks it answered (the peer transport asks `/visits?tail=5`); `None` if there is no such

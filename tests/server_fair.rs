@@ -88,13 +88,11 @@ fn newcomer(replica: &Replica) -> Result<Duration, String> {
 }
 
 fn shed(replica: &Replica, reason: &str) -> f64 {
-    let metrics = replica.get("/metrics").body;
-    metrics
-        .lines()
-        .filter(|line| line.starts_with("visits_connections_shed_total{"))
-        .find(|line| line.contains(&format!("reason=\"{reason}\"")))
-        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no shed count for {reason}:\n{metrics}"))
+    counter(
+        replica,
+        "visits_connections_shed_total",
+        &[&format!("reason=\"{reason}\"")],
+    )
 }
 
 #[test]
@@ -352,15 +350,13 @@ fn waiting_clients_are_served_in_turn() {
         "one client got {most} answers, another {fewest}: not served in turn ({counts:?})"
     );
     // The turns were the server's: connections ended after their 4 answers.
-    let turns = counter(&replica, "visits_connections_turns_ended_total");
+    let turns = counter(&replica, "visits_connections_turns_ended_total", &[]);
     assert!(turns >= 1.0, "no turn ended");
 }
 
-fn counter(replica: &Replica, name: &str) -> f64 {
+/// The sample `name` with these labels from the replica's /metrics.
+fn counter(replica: &Replica, name: &str, labels: &[&str]) -> f64 {
     let metrics = replica.get("/metrics").body;
-    metrics
-        .lines()
-        .find(|line| line.starts_with(&format!("{name}{{")))
-        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name}:\n{metrics}"))
+    common::metric(&metrics, name, labels)
+        .unwrap_or_else(|| panic!("no {name} {labels:?}:\n{metrics}"))
 }

@@ -1,5 +1,6 @@
 //! Requests from the tests and their answers, through ureq; what a visit page showed.
 
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -104,4 +105,18 @@ pub fn shown_count(page: &str) -> u64 {
 pub fn shown_time(page: &str) -> String {
     let start = page.find(r#"datetime=""#).expect("the page shows a time") + 10;
     page[start..start + 32].to_string()
+}
+
+/// The value of the sample `name{labels…}` in a /metrics text: the sample named `name` whose
+/// labels include every one of `labels` (`pod="visits-0"`, say).
+pub fn metric(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+        let (found, value) = rest.split_once("} ")?;
+        let found: BTreeSet<&str> = found.split(',').collect();
+        labels
+            .iter()
+            .all(|label| found.contains(label))
+            .then(|| value.trim().parse().ok())?
+    })
 }
