@@ -7,9 +7,11 @@ Skips, saying why, where the shim or root is missing. NODE_IMAGE_CONTEXT names a
 context for the image (a checkout whose target/ holds the server component), to run these
 against another build of the server."""
 
+import contextlib
 import http.client
 import json
 import os
+import resource
 import subprocess
 from pathlib import Path
 
@@ -116,6 +118,19 @@ def http_get(host, port, path, timeout):
         return response.status, response.read().decode()
     finally:
         connection.close()
+
+
+@contextlib.contextmanager
+def raised_file_limit(needed):
+    """This test process may hold `needed` descriptors (more sockets than a shell's 1024) while
+    the block runs; the limits it had come back after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, max(hard, needed)))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def dechunk(data):

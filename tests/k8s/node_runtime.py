@@ -247,6 +247,11 @@ class Pod:
                 return int(fields[1])
         raise AssertionError(f"no task {self.id}")
 
+    def open_file_limits(self):
+        """The task's RLIMIT_NOFILE as /proc shows it: [soft, hard]."""
+        return next(line for line in Path(f"/proc/{self.task_pid()}/limits").read_text().splitlines()
+                    if line.startswith("Max open files")).split()[3:5]
+
     def remove(self):
         if self.removed:
             return

@@ -10,7 +10,6 @@ Skips, saying why, where the shim or root is missing."""
 import http.client
 import json
 import os
-import resource
 import socket
 import threading
 import time
@@ -20,7 +19,7 @@ import pytest
 
 from conftest import wait_until
 from node_runtime import make_claim
-from node_pods import dechunk, http_get, node, pods  # noqa: F401 (fixtures)
+from node_pods import dechunk, http_get, node, pods, raised_file_limit  # noqa: F401 (fixtures)
 
 # 727 272 distinct 33-byte records, 24 MB: several times what the kernel buffers for one
 # connection, so a reader that stops does stall the server's writes.
@@ -202,39 +201,36 @@ def test_500_concurrent_cluster_views_on_the_node_runtime_share_their_asks(pods,
     assert wait_until(lambda: all(http_get(*a, "/readyz", 5)[0] == 200 for a in addresses.values()), 30)
     before = {n: visits_answered(addresses[n], n) or 0.0 for n in names}
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     needed = 2 * VIEWS + 256
-    if soft < needed:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, max(hard, needed)))
-    previous_stack = threading.stack_size(512 * 1024)
-    answers = [None] * VIEWS
-    barrier = threading.Barrier(VIEWS + 1)
+    with raised_file_limit(needed):
+        previous_stack = threading.stack_size(512 * 1024)
+        answers = [None] * VIEWS
+        barrier = threading.Barrier(VIEWS + 1)
 
-    def view(i):
-        connection = http.client.HTTPConnection(*addresses[names[0]], timeout=30)
+        def view(i):
+            connection = http.client.HTTPConnection(*addresses[names[0]], timeout=30)
+            try:
+                connection.connect()
+                barrier.wait(30)
+                connection.request("GET", "/visits/all?format=json", headers={"Accept": "application/json"})
+                response = connection.getresponse()
+                answers[i] = (response.status, response.read().decode())
+            except Exception as error:  # noqa: BLE001 - reported per request below
+                answers[i] = (None, f"{type(error).__name__}: {error}")
+            finally:
+                connection.close()
+
         try:
-            connection.connect()
+            threads = [threading.Thread(target=view, args=(i,), daemon=True) for i in range(VIEWS)]
+            for thread in threads:
+                thread.start()
             barrier.wait(30)
-            connection.request("GET", "/visits/all?format=json", headers={"Accept": "application/json"})
-            response = connection.getresponse()
-            answers[i] = (response.status, response.read().decode())
-        except Exception as error:  # noqa: BLE001 - reported per request below
-            answers[i] = (None, f"{type(error).__name__}: {error}")
+            storm = time.monotonic()
+            for thread in threads:
+                thread.join(40)
+            elapsed = time.monotonic() - storm
         finally:
-            connection.close()
-
-    try:
-        threads = [threading.Thread(target=view, args=(i,), daemon=True) for i in range(VIEWS)]
-        for thread in threads:
-            thread.start()
-        barrier.wait(30)
-        storm = time.monotonic()
-        for thread in threads:
-            thread.join(40)
-        elapsed = time.monotonic() - storm
-    finally:
-        threading.stack_size(previous_stack)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+            threading.stack_size(previous_stack)
     assert not any(t.is_alive() for t in threads), "a client hung"
 
     problems = []

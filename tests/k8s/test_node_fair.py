@@ -19,17 +19,15 @@ Skips, saying why, where the shim or root is missing."""
 
 import errno
 import http.client
-import resource
 import select
 import selectors
 import socket
 import threading
 import time
-from pathlib import Path
 
 from conftest import wait_until
 from test_node_bounds import PLANTED_LINES, ask, plant, planted_log, read_head
-from node_pods import dechunk, http_get, node, pods  # noqa: F401 (fixtures)
+from node_pods import dechunk, http_get, node, pods, raised_file_limit  # noqa: F401 (fixtures)
 
 IDLE = 1000
 NEWCOMERS = 4
@@ -61,11 +59,6 @@ def pod_name(pods):
     return f"{pods.statefulset['metadata']['name']}-0"
 
 
-def open_file_limits(pod):
-    return next(line for line in Path(f"/proc/{pod.task_pid()}/limits").read_text().splitlines()
-                if line.startswith("Max open files")).split()[3:5]
-
-
 def metrics(address):
     status, text = http_get(*address, "/metrics", 10)
     assert status == 200, text
@@ -78,21 +71,6 @@ def sample(text, name, label=""):
         if line.startswith(name + "{") and label in line:
             return float(line.rsplit(" ", 1)[1])
     return None
-
-
-class RaisedFileLimit:
-    """This client holds more sockets than a shell's 1024."""
-
-    def __init__(self, needed):
-        self.needed = needed
-
-    def __enter__(self):
-        self.soft, self.hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if self.soft < self.needed:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (self.needed, max(self.hard, self.needed)))
-
-    def __exit__(self, *_):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (self.soft, self.hard))
 
 
 def keep_alive_client(address, until, result):
@@ -133,10 +111,10 @@ def closed_by_server(sock):
 def test_newcomers_behind_1000_idle_connections_are_answered(pods):
     pod = pods.start(pod_name(pods))
     address = (pod.ip, pods.http_port)
-    assert open_file_limits(pod) == ["1024", "1024"], "expected ctr's default RLIMIT_NOFILE"
+    assert pod.open_file_limits() == ["1024", "1024"], "expected ctr's default RLIMIT_NOFILE"
     assert wait_until(lambda: http_get(*address, "/readyz", 5)[0] == 200, 30), "never ready"
     idle, results = [], [{} for _ in range(NEWCOMERS)]
-    with RaisedFileLimit(2 * IDLE + 256):
+    with raised_file_limit(2 * IDLE + 256):
         try:
             # Connections that never send a byte: 900 take every slot, 100 wait in the backlog.
             idle = [socket.create_connection(address, timeout=5) for _ in range(IDLE)]
@@ -341,9 +319,9 @@ def closed_loop(address, clients, seconds):
 def test_clients_waiting_for_a_slot_are_served_in_turn(pods):
     pod = pods.start(pod_name(pods))
     address = (pod.ip, pods.http_port)
-    assert open_file_limits(pod) == ["1024", "1024"], "expected ctr's default RLIMIT_NOFILE"
+    assert pod.open_file_limits() == ["1024", "1024"], "expected ctr's default RLIMIT_NOFILE"
     assert wait_until(lambda: http_get(*address, "/readyz", 5)[0] == 200, 30), "never ready"
-    with RaisedFileLimit(TURN_CLIENTS + 256):
+    with raised_file_limit(TURN_CLIENTS + 256):
         counts, failures, retries = closed_loop(address, TURN_CLIENTS, TURN_SECONDS)
     text = metrics(address)
     turns = sample(text, "visits_connections_turns_ended_total")

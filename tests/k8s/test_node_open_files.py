@@ -12,16 +12,14 @@ Skips, saying why, where the shim or root is missing."""
 import http.client
 import os
 import re
-import resource
 import select
 import selectors
 import socket
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
-from node_pods import dechunk, http_get, lines, node, pods  # noqa: F401 (fixtures)
+from node_pods import dechunk, http_get, lines, node, pods, raised_file_limit  # noqa: F401 (fixtures)
 
 BURST_CONNECTIONS = 1100
 # "Within a few seconds": the slowest of the burst's connections, from its connect to its answer.
@@ -196,47 +194,43 @@ def test_the_open_file_limit_holds_1100_connections(pods, node):
     (container,) = pods.spec["containers"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     # This client holds all the burst's sockets itself.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     needed = 2 * BURST_CONNECTIONS + 256
     sockets = []
-    try:
-        if soft < needed:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, max(hard, needed)))
-        pod = pods.start(pod_name)
-        pid = pod.task_pid()
-        limits = next(line for line in Path(f"/proc/{pid}/limits").read_text().splitlines()
-                      if line.startswith("Max open files")).split()[3:5]
-        assert limits == ["1024", "1024"], f"expected ctr's default RLIMIT_NOFILE, got {limits}"
-        assert http_get(pod.ip, pods.http_port, "/readyz", 5)[0] == 200
-
-        peak = [0]
-        sampling = threading.Event()
-
-        def sample():
-            while not sampling.wait(0.05):
-                try:
-                    peak[0] = max(peak[0], len(os.listdir(f"/proc/{pid}/fd")))
-                except OSError:
-                    pass
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        address = (pod.ip, pods.http_port)
-        rounds = []
-        sockets = [None] * BURST_CONNECTIONS
-        for _ in range(2):
-            results, sockets = burst(address, sockets, 20)
-            rounds.append(results)
-        sampling.set()
-        sampler.join()
+    with raised_file_limit(needed):
         try:
-            metrics = http_get(pod.ip, pods.http_port, "/metrics", 5)[1]
-        except (OSError, http.client.HTTPException) as error:
-            metrics = f"/metrics unanswered: {error!r}"
-    finally:
-        for sock in sockets:
-            if sock:
-                sock.close()
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+            pod = pods.start(pod_name)
+            pid = pod.task_pid()
+            limits = pod.open_file_limits()
+            assert limits == ["1024", "1024"], f"expected ctr's default RLIMIT_NOFILE, got {limits}"
+            assert http_get(pod.ip, pods.http_port, "/readyz", 5)[0] == 200
+
+            peak = [0]
+            sampling = threading.Event()
+
+            def sample():
+                while not sampling.wait(0.05):
+                    try:
+                        peak[0] = max(peak[0], len(os.listdir(f"/proc/{pid}/fd")))
+                    except OSError:
+                        pass
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            address = (pod.ip, pods.http_port)
+            rounds = []
+            sockets = [None] * BURST_CONNECTIONS
+            for _ in range(2):
+                results, sockets = burst(address, sockets, 20)
+                rounds.append(results)
+            sampling.set()
+            sampler.join()
+            try:
+                metrics = http_get(pod.ip, pods.http_port, "/metrics", 5)[1]
+            except (OSError, http.client.HTTPException) as error:
+                metrics = f"/metrics unanswered: {error!r}"
+        finally:
+            for sock in sockets:
+                if sock:
+                    sock.close()
 
     acks, refused = [], []
     for results in rounds:
